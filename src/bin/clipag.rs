@@ -1,0 +1,222 @@
+//! The native command line: a thin shell over the library. Results go to stdout (JSON where
+//! they are data), notes and errors to stderr, and failures exit non-zero.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clipag::engine::Model;
+use clipag::pixels::Pixels;
+use clipag::weights::{convert, folder, quant::Quantization};
+use clipag::{Error, Result, check, device};
+
+#[derive(Parser)]
+#[command(name = "clipag", version, about = "Generator-free text-to-image through a robust CLIP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A model folder (manifest.json, weights.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// `gpu` (wgpu: Vulkan, Metal or DX12), `cpu` (burn-flex), or `auto`: the GPU if there
+    /// is one, else the CPU.
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Backend {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the device check (a small forward and backward pass) and print it as JSON.
+    Check {
+        #[arg(long, default_value = "gpu")]
+        backend: device::BackendKind,
+    },
+    /// Turn a robust-CLIP checkpoint into a model folder the page and this tool load.
+    Convert {
+        /// A CLIPAG-style PyTorch checkpoint (.pt), an open_clip_model.safetensors (with its
+        /// open_clip_config.json beside it), a Hugging Face model.safetensors (with its
+        /// config.json), or a folder holding one of those.
+        src: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "q8")]
+        quant: Quantization,
+        /// Use QuickGELU, for checkpoints that do not record their activation (CLIPAG's).
+        #[arg(long)]
+        quick_gelu: bool,
+        /// Display name (default: the source's file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Licence of the weights, recorded in the manifest (e.g. CC-BY-4.0).
+        #[arg(long)]
+        license: Option<String>,
+        /// An open_clip config (open_clip_config.json) for a checkpoint without one beside it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write a checkpoint of random weights in the CLIPAG layout (for benchmarks and tests of
+    /// full-size models; real checkpoints cannot be downloaded everywhere).
+    #[command(hide = true)]
+    RandomCheckpoint {
+        /// `vit-b-32`, or an open_clip_config.json.
+        #[arg(long, default_value = "vit-b-32")]
+        arch: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print each text's token ids as a JSON array, one line per text.
+    Tokenize {
+        #[arg(long)]
+        model: PathBuf,
+        texts: Vec<String>,
+    },
+    /// Print an embedding (before normalisation) as a JSON array.
+    Embed {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+        text: Option<String>,
+        /// An image file; one not at the model's resolution is resized (and a note says so).
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
+    /// Write the gradient of cos(image, text) with respect to the [0,1] pixels as tensor
+    /// `grad` [3, H, W] of a safetensors file; print the cosine.
+    Grad {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match pollster::block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("clipag: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Check { backend } => {
+            let compute = device::open(backend).await?;
+            let report = check::run(&compute.device, &compute.info).await?;
+            println!("{}", json(&report));
+        }
+        Command::Convert { src, out, quant, quick_gelu, name, license, config } => {
+            let options = convert::Options { quantization: quant, quick_gelu, config, name, license };
+            let manifest = convert::convert(&src, &out, &options)?;
+            let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+            eprintln!("wrote {} ({:?}, {:.1} MB)", out.display(), manifest.quantization, bytes as f64 / 1e6);
+        }
+        Command::RandomCheckpoint { arch, seed, out } => {
+            let config = match arch.as_str() {
+                "vit-b-32" => clipag::model::ClipConfig::vit_b_32(),
+                path => {
+                    let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+                    clipag::model::ClipConfig::from_open_clip_json(&text)?
+                }
+            };
+            let tensors = clipag::weights::random::RandomWeights::tensors(&config, seed)?;
+            let file = std::fs::File::create(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            clipag::weights::torch::write_clipag_layout(std::io::BufWriter::new(file), &tensors, "random")?;
+        }
+        Command::Tokenize { model, texts } => {
+            let files = folder::read(&model)?;
+            let tokenizer = clipag::tokenizer::Tokenizer::from_json(&files.tokenizer, files.manifest.config.text.context_length)?;
+            for text in texts {
+                let tokens = tokenizer.encode(&text)?;
+                if tokens.truncated {
+                    eprintln!("note: the text was cut to {} tokens", tokens.ids.len());
+                }
+                println!("{}", json(&tokens.ids));
+            }
+        }
+        Command::Embed { model, text, image } => {
+            let model = load(&model).await?;
+            let embedding = match (text, image) {
+                (Some(text), _) => {
+                    note_truncation(&model, &text)?;
+                    model.embed_text(&text).await?
+                }
+                (None, Some(path)) => model.embed_image(&read_image(&path, model.image_size())?).await?,
+                (None, None) => unreachable!("clap requires --text or --image"),
+            };
+            println!("{}", json(&embedding));
+        }
+        Command::Grad { model, image, text, out } => {
+            let model = load(&model).await?;
+            note_truncation(&model, &text)?;
+            let pixels = read_image(&image, model.image_size())?;
+            let result = model.pixel_gradient(&pixels, &text).await?;
+            let size = model.image_size();
+            let bytes: Vec<u8> = result.grad.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, size, size], &bytes)
+                .map_err(|e| Error::Invalid(format!("{e}")))?;
+            let metadata = [("cosine".to_string(), result.cosine.to_string())].into_iter().collect();
+            let file = safetensors::serialize([("grad", view)], Some(metadata))
+                .map_err(|e| Error::Invalid(format!("{e}")))?;
+            std::fs::write(&out, file).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            println!("{}", json(&serde_json::json!({ "cosine": result.cosine })));
+        }
+    }
+    Ok(())
+}
+
+async fn load(args: &ModelArgs) -> Result<Model> {
+    let files = folder::read(&args.model)?;
+    let compute = match args.backend {
+        Backend::Gpu => device::open(device::BackendKind::Gpu).await?,
+        Backend::Cpu => device::open(device::BackendKind::Cpu).await?,
+        Backend::Auto => match device::open(device::BackendKind::Gpu).await {
+            Ok(compute) => compute,
+            Err(error) => {
+                eprintln!("note: {error}; using the CPU");
+                device::open(device::BackendKind::Cpu).await?
+            }
+        },
+    };
+    Model::load(&files, &compute.device)
+}
+
+fn note_truncation(model: &Model, text: &str) -> Result<()> {
+    if model.tokenize(text)?.truncated {
+        eprintln!("note: the text is longer than the model's {} tokens; the rest was cut", model.manifest.config.text.context_length);
+    }
+    Ok(())
+}
+
+fn read_image(path: &Path, size: usize) -> Result<Pixels> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let pixels = Pixels::decode(&bytes)?;
+    if pixels.height != size || pixels.width != size {
+        eprintln!("note: the image is {}x{}; resized to the model's {size}x{size}", pixels.width, pixels.height);
+    }
+    Ok(pixels.resized(size))
+}

@@ -1,0 +1,96 @@
+//! A loaded model (CLIP on a device, its tokenizer, its manifest) and what the command line
+//! and the page ask of it: embeddings, and the gradient of the image-text cosine with
+//! respect to the pixels, the quantity CLIPAG ascends.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::model::{Clip, cosine};
+use crate::pixels::Pixels;
+use crate::tokenizer::{Tokenizer, Tokens};
+use crate::weights::{Manifest, ModelFiles, StoredWeights};
+use crate::{Error, Result};
+
+pub struct Model {
+    pub manifest: Manifest,
+    pub clip: Clip,
+    pub tokenizer: Tokenizer,
+    device: Device,
+}
+
+/// What `pixel_gradient` computes.
+#[derive(Debug, Clone)]
+pub struct PixelGradient {
+    pub cosine: f32,
+    /// d cosine / d pixels, `[3, size, size]`.
+    pub grad: Vec<f32>,
+}
+
+impl Model {
+    /// Builds the model from verified model-folder bytes on `device` (autodiff enabled).
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        let config = &files.manifest.config;
+        let mut weights = StoredWeights::parse(&files.weights)?;
+        let clip = Clip::load(config, &mut weights, device)?;
+        let tokenizer = Tokenizer::from_json(&files.tokenizer, config.text.context_length)?;
+        if tokenizer.vocab_size() > config.text.vocab_size {
+            return Err(Error::Invalid(format!(
+                "tokenizer.json has {} tokens but the model embeds only {}",
+                tokenizer.vocab_size(),
+                config.text.vocab_size
+            )));
+        }
+        Ok(Self { manifest: files.manifest.clone(), clip, tokenizer, device: device.clone() })
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.clip.image_size()
+    }
+
+    pub fn tokenize(&self, text: &str) -> Result<Tokens> {
+        self.tokenizer.encode(text)
+    }
+
+    /// The text embedding, before normalisation.
+    pub async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+        let tokens = self.tokenize(text)?;
+        read(self.clip.encode_text(&[tokens.ids])?).await
+    }
+
+    /// The image embedding, before normalisation, of an image at the model's resolution.
+    pub async fn embed_image(&self, image: &Pixels) -> Result<Vec<f32>> {
+        read(self.clip.encode_image(self.upload(image)?)?).await
+    }
+
+    /// cos(image embedding, text embedding) and its gradient with respect to the pixels.
+    pub async fn pixel_gradient(&self, image: &Pixels, text: &str) -> Result<PixelGradient> {
+        let tokens = self.tokenize(text)?;
+        let text = self.clip.encode_text(&[tokens.ids])?.detach();
+        let pixels = self.upload(image)?.require_grad();
+        let score = cosine(self.clip.encode_image(pixels.clone())?, text);
+        let grads = score.backward();
+        let grad = pixels
+            .grad(&grads)
+            .ok_or_else(|| Error::Device("the backward pass produced no pixel gradient".into()))?;
+        Ok(PixelGradient { cosine: read(score).await?[0], grad: read(grad).await? })
+    }
+
+    fn upload(&self, image: &Pixels) -> Result<Tensor<4>> {
+        let size = self.image_size();
+        if image.height != size || image.width != size {
+            return Err(Error::Invalid(format!(
+                "the model takes {size}x{size} images, not {}x{}",
+                image.height, image.width
+            )));
+        }
+        Ok(Tensor::from_data(TensorData::new(image.data.clone(), [1, 3, size, size]), &self.device))
+    }
+}
+
+/// Reads a tensor back to the host (asynchronously: browsers cannot block on the GPU).
+pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Readback(format!("{e:?}")))?;
+    data.try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+}

@@ -1,0 +1,77 @@
+//! Images as the engine sees them: RGB planes of f32 in [0, 1], `[3, height, width]`.
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixels {
+    pub height: usize,
+    pub width: usize,
+    /// Row-major RGB planes: all of red, then green, then blue.
+    pub data: Vec<f32>,
+}
+
+impl Pixels {
+    pub fn new(height: usize, width: usize, data: Vec<f32>) -> Result<Self> {
+        if height == 0 || width == 0 || data.len() != 3 * height * width {
+            return Err(Error::Invalid(format!(
+                "an image of {height}x{width} pixels needs {} values, got {}",
+                3 * height * width,
+                data.len()
+            )));
+        }
+        Ok(Self { height, width, data })
+    }
+
+    /// Decodes a PNG, JPEG or other format the `image` crate reads; alpha is dropped.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let image = image::load_from_memory(bytes)
+            .map_err(|e| Error::Invalid(format!("the image could not be read: {e}")))?
+            .to_rgb8();
+        let (width, height) = (image.width() as usize, image.height() as usize);
+        let mut data = vec![0.0; 3 * height * width];
+        for (i, pixel) in image.pixels().enumerate() {
+            for c in 0..3 {
+                data[c * height * width + i] = pixel[c] as f32 / 255.0;
+            }
+        }
+        Self::new(height, width, data)
+    }
+
+    /// Resamples to `size` x `size` (bicubic, as CLIP's preprocessing does; no crop).
+    pub fn resized(&self, size: usize) -> Self {
+        if self.height == size && self.width == size {
+            return self.clone();
+        }
+        let plane = self.height * self.width;
+        let mut data = Vec::with_capacity(3 * size * size);
+        for c in 0..3 {
+            let channel = image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(
+                self.width as u32,
+                self.height as u32,
+                self.data[c * plane..(c + 1) * plane].to_vec(),
+            )
+            .expect("the plane has width x height values");
+            let resized = image::imageops::resize(&channel, size as u32, size as u32, image::imageops::FilterType::CatmullRom);
+            data.extend(resized.into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)));
+        }
+        Self { height: size, width: size, data }
+    }
+
+    /// Encodes as an 8-bit RGB PNG.
+    pub fn to_png(&self) -> Result<Vec<u8>> {
+        let plane = self.height * self.width;
+        let mut rgb = Vec::with_capacity(3 * plane);
+        for i in 0..plane {
+            for c in 0..3 {
+                rgb.push((self.data[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8);
+            }
+        }
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&rgb, self.width as u32, self.height as u32, image::ExtendedColorType::Rgb8)
+            .map_err(|e| Error::Invalid(format!("encoding a PNG: {e}")))?;
+        Ok(png)
+    }
+}
+
+use image::ImageEncoder;

@@ -1,0 +1,88 @@
+//! Model folders on disk (native): reading one back, writing one from named tensors.
+
+use std::path::Path;
+
+use super::manifest::{self, FileEntry, Manifest};
+use super::quant::{self, Quantization};
+use super::tensors::TensorMap;
+use super::ModelFiles;
+use crate::model::ClipConfig;
+use crate::{Error, Result};
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Invalid(format!("{}: {e}", path.display()))
+}
+
+/// Reads and verifies a model folder.
+pub fn read(dir: &Path) -> Result<ModelFiles> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| io(&path, e))
+    };
+    let manifest = String::from_utf8(read("manifest.json")?)
+        .map_err(|_| Error::Invalid(format!("{}: manifest.json is not UTF-8", dir.display())))?;
+    ModelFiles::new(&manifest, read(manifest::WEIGHTS)?, read(manifest::TOKENIZER)?)
+}
+
+/// What describes a model besides its weights.
+pub struct Description {
+    pub name: String,
+    pub license: String,
+    pub source: String,
+}
+
+/// Writes a model folder: the tensors encoded at `quantization`, the tokenizer, and a
+/// manifest listing both with their sizes and hashes.
+pub fn write(
+    dir: &Path,
+    config: &ClipConfig,
+    tensors: &TensorMap,
+    quantization: Quantization,
+    tokenizer_json: &[u8],
+    description: Description,
+) -> Result<Manifest> {
+    let encoded: Vec<(String, quant::Encoded)> = tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), quant::encode(t, quantization.encoding(name, &t.shape))))
+        .collect();
+    fn view<'a>(name: &str, dtype: safetensors::Dtype, shape: &[usize], bytes: &'a [u8]) -> Result<safetensors::tensor::TensorView<'a>> {
+        safetensors::tensor::TensorView::new(dtype, shape.to_vec(), bytes)
+            .map_err(|err| Error::Invalid(format!("encoding '{name}': {err}")))
+    }
+    let mut views = Vec::new();
+    for (name, e) in &encoded {
+        views.push((name.clone(), view(name, e.dtype, &e.shape, &e.data)?));
+        if let Some((dtype, shape, bytes)) = &e.scales {
+            views.push((format!("{name}.scale"), view(name, *dtype, shape, bytes)?));
+        }
+    }
+    let metadata = [("format".to_string(), format!("{}-weights/{}", manifest::FORMAT, manifest::VERSION))];
+    let weights = safetensors::serialize(views, Some(metadata.into_iter().collect()))
+        .map_err(|e| Error::Invalid(format!("writing weights: {e}")))?;
+
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        name: description.name,
+        license: description.license,
+        source: description.source,
+        quantization,
+        config: config.clone(),
+        files: [
+            (manifest::WEIGHTS.to_string(), FileEntry::of(&weights)),
+            (manifest::TOKENIZER.to_string(), FileEntry::of(tokenizer_json)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    for (name, bytes) in [
+        (manifest::WEIGHTS, &weights[..]),
+        (manifest::TOKENIZER, tokenizer_json),
+        ("manifest.json", manifest.to_json().as_bytes()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+    }
+    Ok(manifest)
+}

@@ -1,0 +1,103 @@
+//! `manifest.json`: what a model folder holds, and the sizes and hashes that prove each file
+//! arrived whole.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::quant::Quantization;
+use crate::model::ClipConfig;
+use crate::{Error, Result};
+
+pub const FORMAT: &str = "clipag-model";
+pub const VERSION: u32 = 1;
+pub const WEIGHTS: &str = "weights.safetensors";
+pub const TOKENIZER: &str = "tokenizer.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    /// What the model is called in a model picker.
+    pub name: String,
+    /// The licence of the weights (an SPDX identifier where there is one).
+    pub license: String,
+    /// Where the weights came from.
+    pub source: String,
+    pub quantization: Quantization,
+    pub config: ClipConfig,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileEntry {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self { bytes: bytes.len() as u64, sha256: sha256_hex(bytes) }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: Manifest = serde_json::from_str(text)
+            .map_err(|e| Error::Invalid(format!("manifest.json is not a valid model manifest: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(Error::Invalid(format!(
+                "manifest.json describes '{}', not a {FORMAT} folder",
+                manifest.format
+            )));
+        }
+        if manifest.version != VERSION {
+            return Err(Error::Invalid(format!(
+                "manifest.json is format version {}; this build reads version {VERSION}",
+                manifest.version
+            )));
+        }
+        for required in [WEIGHTS, TOKENIZER] {
+            if !manifest.files.contains_key(required) {
+                return Err(Error::Invalid(format!("manifest.json lists no {required}")));
+            }
+        }
+        manifest.config.validate()?;
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a manifest is plain data") + "\n"
+    }
+
+    /// Checks a file's bytes against the manifest: first the size (a truncated download),
+    /// then the sha256 (a corrupt or substituted one).
+    pub fn verify(&self, file: &str, bytes: &[u8]) -> Result<()> {
+        let entry = self
+            .files
+            .get(file)
+            .ok_or_else(|| Error::Invalid(format!("manifest.json lists no file '{file}'")))?;
+        if bytes.len() as u64 != entry.bytes {
+            return Err(Error::Invalid(format!(
+                "{file} is {} bytes but the manifest says {}: the file is truncated or was replaced",
+                bytes.len(),
+                entry.bytes
+            )));
+        }
+        let actual = sha256_hex(bytes);
+        if actual != entry.sha256 {
+            return Err(Error::Invalid(format!(
+                "{file} does not match its sha256 in the manifest (got {actual}, expected {}): the file is corrupt",
+                entry.sha256
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! Bytes <-> weights. A model folder is what the browser downloads and the command line
+//! loads: `manifest.json` (architecture, quantization, size and sha256 of each file, name,
+//! licence), `weights.safetensors` and `tokenizer.json`. docs/formats.md has the details.
+
+pub mod manifest;
+pub mod pickle;
+pub mod quant;
+pub mod random;
+pub mod tensors;
+
+#[cfg(not(target_family = "wasm"))]
+pub mod convert;
+#[cfg(not(target_family = "wasm"))]
+pub mod folder;
+#[cfg(not(target_family = "wasm"))]
+pub mod torch;
+
+use safetensors::SafeTensors;
+
+pub use manifest::Manifest;
+use tensors::HostTensor;
+
+use crate::model::WeightSource;
+use crate::{Error, Result};
+
+/// A model folder's files as bytes (read from disk or downloaded), each checked against the
+/// manifest's size and sha256 before anything reads it.
+pub struct ModelFiles {
+    pub manifest: Manifest,
+    pub weights: Vec<u8>,
+    pub tokenizer: Vec<u8>,
+}
+
+impl ModelFiles {
+    pub fn new(manifest_json: &str, weights: Vec<u8>, tokenizer: Vec<u8>) -> Result<Self> {
+        let manifest = Manifest::parse(manifest_json)?;
+        manifest.verify(manifest::WEIGHTS, &weights)?;
+        manifest.verify(manifest::TOKENIZER, &tokenizer)?;
+        Ok(Self { manifest, weights, tokenizer })
+    }
+}
+
+/// The tensors of a `weights.safetensors`, decoded one at a time as the model asks for them,
+/// so that loading never holds more than one expanded tensor beside the file's bytes.
+pub struct StoredWeights<'a> {
+    file: SafeTensors<'a>,
+}
+
+impl<'a> StoredWeights<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Invalid(format!("weights.safetensors is not a valid safetensors file: {e}")))?;
+        Ok(Self { file })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .file
+            .names()
+            .into_iter()
+            .filter(|n| !n.ends_with(".scale"))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl WeightSource for StoredWeights<'_> {
+    fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
+        let data = self
+            .file
+            .tensor(name)
+            .map_err(|_| Error::Invalid(format!("weights: the file has no tensor '{name}'")))?;
+        let scales = self.file.tensor(&format!("{name}.scale")).ok();
+        quant::decode(name, &data, scales.as_ref())
+    }
+}
+
+impl WeightSource for tensors::TensorMap {
+    fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
+        self.remove(name)
+            .ok_or_else(|| Error::Invalid(format!("weights: the checkpoint has no tensor '{name}'")))
+    }
+}

@@ -1,0 +1,62 @@
+//! Random weights of any architecture, for benchmarks and for tests of full-size loading
+//! (no real checkpoint can be fetched here). Deterministic from a seed; scaled like a
+//! trained network's (unit norm gains, small biases, matrices of variance 1/fan-in), so
+//! activations stay finite through deep stacks.
+
+use super::tensors::{HostTensor, TensorMap};
+use crate::Result;
+use crate::model::{Clip, ClipConfig, WeightSource};
+
+pub struct RandomWeights {
+    state: u64,
+}
+
+impl RandomWeights {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1 }
+    }
+
+    /// Uniform in [-1, 1) (xorshift64*).
+    fn next(&mut self) -> f32 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let bits = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+        bits as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    /// Every tensor a model of `config` loads, by open_clip name: the names come from the
+    /// model's own loading code, run once on the CPU.
+    pub fn tensors(config: &ClipConfig, seed: u64) -> Result<TensorMap> {
+        struct Recording {
+            random: RandomWeights,
+            tensors: TensorMap,
+        }
+        impl WeightSource for Recording {
+            fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+                let tensor = self.random.take(name, shape)?;
+                self.tensors.insert(name.to_string(), tensor.clone());
+                Ok(tensor)
+            }
+        }
+        let mut recording = Recording { random: RandomWeights::new(seed), tensors: TensorMap::new() };
+        Clip::load(config, &mut recording, &burn::tensor::Device::flex())?;
+        Ok(recording.tensors)
+    }
+}
+
+impl WeightSource for RandomWeights {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        let numel = shape.iter().product();
+        let is_norm = name.contains("ln_") && name.ends_with(".weight");
+        let (center, spread) = if is_norm {
+            (1.0, 0.1)
+        } else if name.ends_with("bias") {
+            (0.0, 0.02)
+        } else {
+            (0.0, (3.0 / *shape.last().unwrap_or(&1) as f32).sqrt())
+        };
+        let data = (0..numel).map(|_| center + spread * self.next()).collect();
+        Ok(HostTensor::new(shape.to_vec(), data))
+    }
+}

@@ -1,0 +1,95 @@
+// The CLIP in the page, on WebGPU, computes what open_clip computes: model folders converted
+// by the native command line from ../shared/fixtures/tiny-clip are served beside the app,
+// loaded through the wasm module, and compared with open_clip's reference numbers.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cosine, native, openPage, readSafetensors, relativeError, row, waitForState } from './harness.mjs';
+
+const TINY = '../shared/fixtures/tiny-clip';
+const reference = readSafetensors(readFileSync(join(TINY, 'reference.safetensors')));
+const prompts = JSON.parse(readFileSync(join(TINY, 'reference.json'), 'utf8')).prompts;
+const models = mkdtempSync(join(tmpdir(), 'clipag-browser-models-'));
+
+before(() => {
+  for (const quant of ['f32', 'q8']) {
+    native(['convert', join(TINY, 'checkpoint.pt'), '--out', join(models, `tiny-${quant}`), '--quant', quant]);
+  }
+});
+
+/** Loads `folder` in the page on WebGPU; returns embeddings and gradients for the fixture. */
+async function computeInPage(t, folder) {
+  const page = await openPage(t, '', { mounts: { '/test-models/': models } });
+  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  const images = [0, 1, 2].map((i) => row(reference.images, i));
+  return page.evaluate(async ({ folder, prompts, images }) => {
+    const { Model } = await import('/pkg/clipag.js');
+    const base = `/test-models/${folder}/`;
+    const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
+    const manifest = await (await fetch(base + 'manifest.json')).text();
+    const model = await Model.load(manifest, await bytes('weights.safetensors'), await bytes('tokenizer.json'), 'gpu');
+    const size = model.imageSize;
+    const text = [];
+    for (const prompt of prompts) text.push(Array.from(await model.embedText(prompt)));
+    const image = [];
+    const grads = [];
+    for (let i = 0; i < images.length; i++) {
+      image.push(Array.from(await model.embedImage(new Float32Array(images[i]), size)));
+      const { grad } = await model.pixelGradient(new Float32Array(images[i]), size, prompts[i]);
+      grads.push(Array.from(grad));
+    }
+    return { device: model.device, tokens: prompts.map((p) => Array.from(model.tokenize(p))), text, image, grads };
+  }, { folder, prompts, images });
+}
+
+function worst(result) {
+  const text = Math.min(...result.text.map((e, i) => cosine(e, row(reference.text_embeddings, i))));
+  const image = Math.min(...result.image.map((e, i) => cosine(e, row(reference.image_embeddings, i))));
+  const gradCos = Math.min(...result.grads.map((g, i) => cosine(g, row(reference.pixel_grad, i))));
+  const gradRel = Math.max(...result.grads.map((g, i) => relativeError(g, row(reference.pixel_grad, i))));
+  return { text, image, gradCos, gradRel };
+}
+
+test('f32 model on WebGPU matches open_clip', async (t) => {
+  const result = await computeInPage(t, 'tiny-f32');
+  assert.match(result.device.api, /webgpu/i);
+  result.tokens.forEach((ids, i) => {
+    const want = row(reference.token_ids, i).filter((id) => id !== 0);
+    assert.deepEqual(ids, want, `tokens of ${JSON.stringify(prompts[i])}`);
+  });
+  const f = worst(result);
+  t.diagnostic(`f32 on WebGPU: ${JSON.stringify(f)}`);
+  assert.ok(f.text >= 0.99999, `text cosine ${f.text}`);
+  assert.ok(f.image >= 0.99999, `image cosine ${f.image}`);
+  assert.ok(f.gradCos >= 0.9999, `gradient cosine ${f.gradCos}`);
+  assert.ok(f.gradRel <= 1e-3, `gradient relative error ${f.gradRel}`);
+});
+
+test('q8 model on WebGPU stays close to open_clip', async (t) => {
+  const f = worst(await computeInPage(t, 'tiny-q8'));
+  t.diagnostic(`q8 on WebGPU: ${JSON.stringify(f)}`);
+  assert.ok(f.text >= 0.995 && f.image >= 0.995, `embedding cosines ${f.text} ${f.image}`);
+  assert.ok(f.gradCos >= 0.98, `gradient cosine ${f.gradCos}`);
+});
+
+test('a corrupt model folder is refused with a message', async (t) => {
+  const page = await openPage(t, '', { mounts: { '/test-models/': models } });
+  await waitForState(page, ['done', 'error']);
+  const message = await page.evaluate(async () => {
+    const { Model } = await import('/pkg/clipag.js');
+    const base = '/test-models/tiny-q8/';
+    const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
+    const weights = await bytes('weights.safetensors');
+    weights[weights.length >> 1] ^= 0x40;
+    try {
+      await Model.load(await (await fetch(base + 'manifest.json')).text(), weights, await bytes('tokenizer.json'), 'gpu');
+      return 'loaded';
+    } catch (error) {
+      return String(error.message ?? error);
+    }
+  });
+  assert.match(message, /sha256.*corrupt/);
+});

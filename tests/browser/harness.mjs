@@ -1,0 +1,109 @@
+// Shared by the browser tests: serves dist/, drives Debian's Chromium headless with WebGPU
+// (SwiftShader, Vulkan on the CPU), forwards the page's console into the test output, and
+// runs the native command line for the numbers a page must match.
+
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { serve } from '../../tools/serve.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const DIST = process.env.CLIPAG_DIST ?? 'dist';
+const CLIPAG_BIN = process.env.CLIPAG_BIN ?? 'target/release/clipag';
+
+// No --disable-gpu: WebGPU must be on. The network flags keep Chromium from calling home.
+const ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/**
+ * Opens `path` of the served site in a fresh browser; everything is closed after test `t`.
+ * `before(page)` runs before navigation (to install init scripts, say); `mounts` serves
+ * more folders (`{ '/test-models/': dir }`).
+ */
+export async function openPage(t, path = '', { before, mounts } = {}) {
+  const server = await serve(DIST, 0, mounts);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const page = await browser.newPage();
+  page.on('console', (message) => t.diagnostic(`[page ${message.type()}] ${message.text()}`));
+  page.on('pageerror', (error) => t.diagnostic(`[page error] ${error.message}`));
+  if (before) await before(page);
+  await page.goto(server.url + path);
+  return page;
+}
+
+/** Waits until `document.body.dataset.state` is one of `states`; returns it. */
+export async function waitForState(page, states, timeout = 180_000) {
+  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state), states, {
+    timeout,
+  });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+/** Runs the native `clipag` with `args`; returns its standard output. */
+export function native(args) {
+  return execFileSync(CLIPAG_BIN, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+}
+
+/** Runs the native `clipag` with `args` and parses its JSON output. */
+export function nativeJson(args) {
+  return JSON.parse(native(args));
+}
+
+/** The tensors of a safetensors file (f32 and i64, as plain arrays) with their shapes. */
+export function readSafetensors(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const tensors = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [start, end] = info.data_offsets;
+    const at = 8 + headerLength + start;
+    const values = [];
+    const size = info.dtype === 'I64' ? 8 : 4;
+    for (let i = at; i < 8 + headerLength + end; i += size) {
+      values.push(info.dtype === 'I64' ? Number(view.getBigInt64(i, true)) : view.getFloat32(i, true));
+    }
+    tensors[name] = { shape: info.shape, values };
+  }
+  return tensors;
+}
+
+/** Row `i` of a tensor whose first dimension indexes items. */
+export function row(tensor, i) {
+  const n = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
+  return tensor.values.slice(i * n, (i + 1) * n);
+}
+
+export function cosine(a, b) {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+/** ||a - b|| / ||b||, over two equally long arrays of numbers. */
+export function relativeError(a, b) {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i] - b[i]) ** 2;
+    norm += b[i] ** 2;
+  }
+  return Math.sqrt(diff / norm);
+}

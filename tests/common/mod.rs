@@ -1,0 +1,95 @@
+//! Shared by the native tests: the open_clip fixtures, model folders converted from them,
+//! and the comparisons the issues name.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use clipag::weights::convert;
+use clipag::weights::quant::Quantization;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+pub fn tiny() -> PathBuf {
+    fixtures().join("tiny-clip")
+}
+
+/// A tensor of reference.safetensors, as f32 (token ids as f32 too), with its shape.
+pub struct Ref {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+pub fn reference() -> &'static HashMap<String, Ref> {
+    static REFERENCE: OnceLock<HashMap<String, Ref>> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let bytes = std::fs::read(tiny().join("reference.safetensors")).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        file.tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let data = match view.dtype() {
+                    safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                    safetensors::Dtype::I64 => view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+                    other => panic!("unexpected dtype {other:?}"),
+                };
+                (name, Ref { shape: view.shape().to_vec(), data })
+            })
+            .collect()
+    })
+}
+
+pub fn prompts() -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tiny().join("reference.json")).unwrap()).unwrap();
+    json["prompts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect()
+}
+
+/// Row `i` of a reference tensor whose first dimension indexes items.
+pub fn row(name: &str, i: usize) -> Vec<f32> {
+    let r = &reference()[name];
+    let n: usize = r.shape[1..].iter().product();
+    r.data[i * n..(i + 1) * n].to_vec()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// ||a - b|| / ||b||.
+pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (diff / norm).sqrt()
+}
+
+/// A fresh temporary directory under the target directory's tmp.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clipag-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Converts a fixture source (relative to tiny-clip/) into a model folder, once per test
+/// process for each (source, quantization).
+pub fn converted(source: &str, quantization: Quantization) -> PathBuf {
+    static DONE: OnceLock<std::sync::Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
+    let key = (source.to_string(), format!("{quantization:?}"));
+    let mut done = DONE.get_or_init(Default::default).lock().unwrap();
+    if let Some(dir) = done.get(&key) {
+        return dir.clone();
+    }
+    let out = temp_dir(&format!("{}-{:?}", source.replace(['/', '.'], "_"), quantization));
+    let options = convert::Options { quantization, quick_gelu: false, config: None, name: Some("tiny".into()), license: Some("test".into()) };
+    convert::convert(&tiny().join(source), &out, &options).expect("the fixture converts");
+    done.insert(key, out.clone());
+    out
+}
