@@ -72,13 +72,15 @@ setup_wasm_bindgen() {
 setup_node() {
   command -v node >/dev/null || apt_install nodejs npm
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing JavaScript test dependencies (npm ci)"
+    log "installing JavaScript build and test tools (npm ci)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }
 
-# Shrinks the module; the result is cached by the input's hash, since wasm-opt on a large
-# module takes minutes and most rebuilds do not change the wasm.
+# Shrinks the module with binaryen's wasm-opt from npm (Debian's binaryen 108 is too old for
+# the reference-types tables wasm-bindgen emits: its output fails to instantiate). The
+# result is cached by the input's hash: wasm-opt on a large module takes minutes, and most
+# rebuilds do not change the wasm.
 shrink_wasm() {
   local input=$1 output=$2 key cached
   key=$(sha256sum "$input" | cut -c1-32)
@@ -87,7 +89,7 @@ shrink_wasm() {
     log "optimising the wasm module (wasm-opt)"
     mkdir -p "$CACHE_DIR/wasm-opt"
     rm -f "$CACHE_DIR"/wasm-opt/*.wasm
-    wasm-opt -O2 --strip-debug --strip-producers \
+    node node_modules/binaryen/bin/wasm-opt -O2 --strip-debug --strip-producers \
       --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue \
       "$input" -o "$cached.tmp"
@@ -99,7 +101,7 @@ shrink_wasm() {
 build_site() {
   setup_wasm_toolchain
   setup_wasm_bindgen
-  apt_install binaryen
+  setup_node
   log "building the engine for wasm32"
   env "${WASM_ENV[@]}" CARGO_TARGET_DIR="$WASM_TARGET_DIR" "${WASM_CARGO[@]}"
 

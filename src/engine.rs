@@ -42,6 +42,10 @@ impl Model {
         Ok(Self { manifest: files.manifest.clone(), clip, tokenizer, device: device.clone() })
     }
 
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     pub fn image_size(&self) -> usize {
         self.clip.image_size()
     }

@@ -7,8 +7,10 @@ pub mod check;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod model;
 pub mod pixels;
+pub mod rng;
 pub mod tokenizer;
 pub mod weights;
 

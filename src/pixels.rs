@@ -57,20 +57,45 @@ impl Pixels {
         Self { height: size, width: size, data }
     }
 
-    /// Encodes as an 8-bit RGB PNG.
-    pub fn to_png(&self) -> Result<Vec<u8>> {
+    /// Interleaved 8-bit RGBA, as a browser canvas's ImageData wants it. Values outside
+    /// [0, 1] are clamped and anything not finite shows as black, so no NaN reaches a screen.
+    pub fn to_rgba(&self) -> Vec<u8> {
         let plane = self.height * self.width;
-        let mut rgb = Vec::with_capacity(3 * plane);
+        let byte = |v: f32| if v.is_finite() { (v.clamp(0.0, 1.0) * 255.0).round() as u8 } else { 0 };
+        let mut rgba = Vec::with_capacity(4 * plane);
         for i in 0..plane {
-            for c in 0..3 {
-                rgb.push((self.data[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8);
-            }
+            rgba.extend([byte(self.data[i]), byte(self.data[plane + i]), byte(self.data[2 * plane + i]), 255]);
         }
+        rgba
+    }
+
+    /// Encodes as an 8-bit RGBA PNG.
+    pub fn to_png(&self) -> Result<Vec<u8>> {
         let mut png = Vec::new();
         image::codecs::png::PngEncoder::new(&mut png)
-            .write_image(&rgb, self.width as u32, self.height as u32, image::ExtendedColorType::Rgb8)
+            .write_image(&self.to_rgba(), self.width as u32, self.height as u32, image::ExtendedColorType::Rgba8)
             .map_err(|e| Error::Invalid(format!("encoding a PNG: {e}")))?;
         Ok(png)
+    }
+
+    /// An animated GIF of `frames` (all of one size), `delay_ms` apart, looping.
+    pub fn gif(frames: &[Pixels], delay_ms: u32) -> Result<Vec<u8>> {
+        let mut gif = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut gif, 10);
+            encoder
+                .set_repeat(image::codecs::gif::Repeat::Infinite)
+                .map_err(|e| Error::Invalid(format!("encoding a GIF: {e}")))?;
+            for frame in frames {
+                let buffer = image::RgbaImage::from_raw(frame.width as u32, frame.height as u32, frame.to_rgba())
+                    .expect("RGBA of width x height");
+                let delay = image::Delay::from_numer_denom_ms(delay_ms, 1);
+                encoder
+                    .encode_frame(image::Frame::from_parts(buffer, 0, 0, delay))
+                    .map_err(|e| Error::Invalid(format!("encoding a GIF: {e}")))?;
+            }
+        }
+        Ok(gif)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The wasm-bindgen surface, and nothing else: JavaScript calls in, results go out as plain
 //! objects and typed arrays. The engine behind it knows nothing of the browser.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Promise;
@@ -8,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::engine::Model;
+use crate::generate::{Generator, Init, Parameterisation, Prompt, Settings};
 use crate::pixels::Pixels;
 use crate::weights::ModelFiles;
 use crate::{check, device};
@@ -32,6 +34,14 @@ pub async fn device_check(backend: String) -> Result<JsValue, JsValue> {
     let compute = device::open(kind).await.map_err(to_js)?;
     let report = check::run(&compute.device, &compute.info).await.map_err(to_js)?;
     Ok(serde_wasm_bindgen::to_value(&report)?)
+}
+
+/// Bytes of the engine's WebAssembly memory (it grows, never shrinks): what loading a model
+/// costs the page beyond the GPU's own buffers.
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast;
+    wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
 }
 
 /// A CLIP loaded from a model folder's files, on one device.
@@ -111,5 +121,120 @@ impl WebModel {
             js_sys::Reflect::set(&out, &"grad".into(), &js_sys::Float32Array::from(&result.grad[..]).into())?;
             Ok(out.into())
         })
+    }
+
+    /// Starts a generation (the embedding of the prompts and the choice of the initial
+    /// canvas happen here); resolves to a `Generator`. `request` is an object:
+    /// `{ prompt, negative?, steps?, seed?, size?, views?, patchViews?, patchWeight?, lr?,
+    /// candidates?, fourier?, snapshotEvery? }`; `startImage` the bytes of a picture to start
+    /// from. Missing fields take the paper's values. Invalid ones reject before any work.
+    pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let request: Request = serde_wasm_bindgen::from_value(request)
+                .map_err(|e| JsError::new(&format!("generation settings: {e}")))?;
+            let settings = request.settings(model.image_size(), start_image).map_err(to_js)?;
+            let generator = Generator::new(model, settings).await.map_err(to_js)?;
+            Ok(WebGenerator { inner: Rc::new(RefCell::new(generator)) }.into())
+        })
+    }
+}
+
+/// The settings a page sends, in JavaScript's spelling.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Request {
+    prompt: String,
+    negative: Option<String>,
+    steps: Option<usize>,
+    seed: Option<u64>,
+    size: Option<usize>,
+    views: Option<usize>,
+    patch_views: Option<usize>,
+    patch_weight: Option<f32>,
+    lr: Option<f32>,
+    candidates: Option<usize>,
+    fourier: Option<bool>,
+    snapshot_every: Option<usize>,
+}
+
+impl Request {
+    fn settings(self, model_size: usize, start_image: Option<Vec<u8>>) -> crate::Result<Settings> {
+        let mut s = Settings::paper(&self.prompt, self.size.unwrap_or(model_size));
+        if let Some(negative) = self.negative.filter(|n| !n.trim().is_empty()) {
+            s.negatives = vec![Prompt { text: negative, weight: 0.3 }];
+        }
+        s.steps = self.steps.unwrap_or(s.steps);
+        s.seed = self.seed.unwrap_or(s.seed);
+        s.global_views = self.views.unwrap_or(s.global_views);
+        s.patch_views = self.patch_views.unwrap_or(s.patch_views);
+        s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
+        s.learning_rate = self.lr.unwrap_or(s.learning_rate);
+        s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
+        if let Some(candidates) = self.candidates {
+            s.init = Init::Noise { candidates };
+        }
+        if let Some(bytes) = start_image {
+            s.init = Init::Image(Pixels::decode(&bytes)?);
+        }
+        if self.fourier == Some(true) {
+            s.parameterisation = Parameterisation::Fourier;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+/// A generation in progress. The page calls `step()` repeatedly (pausing is not calling it;
+/// stopping is dropping the object); each call does one optimisation step and resolves to
+/// `{ report, rgba }`: the step's scores and the canvas as RGBA bytes for an ImageData.
+#[wasm_bindgen(js_name = Generator)]
+pub struct WebGenerator {
+    inner: Rc<RefCell<Generator>>,
+}
+
+#[wasm_bindgen(js_class = Generator)]
+impl WebGenerator {
+    pub fn step(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            // One step at a time: a second call while one runs is refused, not queued.
+            let mut generator = inner
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("a step is already running; wait for it before the next"))?;
+            let report = generator.step().await.map_err(to_js)?;
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"report".into(), &serde_wasm_bindgen::to_value(&report)?)?;
+            js_sys::Reflect::set(&out, &"rgba".into(), &js_sys::Uint8ClampedArray::from(&generator.current().to_rgba()[..]).into())?;
+            Ok(out.into())
+        })
+    }
+
+    /// Side of the canvas in pixels.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> Result<usize, JsValue> {
+        Ok(self.borrow()?.settings().size)
+    }
+
+    /// The canvas now, as RGBA bytes.
+    #[wasm_bindgen(js_name = currentRgba)]
+    pub fn current_rgba(&self) -> Result<js_sys::Uint8ClampedArray, JsValue> {
+        Ok(js_sys::Uint8ClampedArray::from(&self.borrow()?.current().to_rgba()[..]))
+    }
+
+    /// The score of the canvas now.
+    #[wasm_bindgen(getter, js_name = currentScore)]
+    pub fn current_score(&self) -> Result<f32, JsValue> {
+        Ok(self.borrow()?.current_score())
+    }
+
+    /// The picture so far (lowest global loss), as a PNG.
+    #[wasm_bindgen(js_name = bestPng)]
+    pub fn best_png(&self) -> Result<Vec<u8>, JsValue> {
+        self.borrow()?.best().to_png().map_err(to_js)
+    }
+
+    fn borrow(&self) -> Result<std::cell::Ref<'_, Generator>, JsValue> {
+        self.inner.try_borrow().map_err(|_| JsError::new("a step is running").into())
     }
 }

@@ -24,3 +24,26 @@ fn bad_backend_fails_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown backend"));
 }
+
+#[test]
+fn generate_refuses_bad_settings_before_loading_anything() {
+    let dir = std::env::temp_dir().join(format!("clipag-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_an_image = dir.join("not-an-image.png");
+    std::fs::write(&not_an_image, b"this is not a picture").unwrap();
+    let model = dir.join("no-such-model");
+    for (args, expected) in [
+        (vec!["--steps", "0"], "steps"),
+        (vec!["--lr", "NaN"], "learning rate"),
+        (vec!["--size", "0"], "canvas"),
+        (vec!["--size", "100000"], "canvas"),
+        (vec!["--init", not_an_image.to_str().unwrap()], "image could not be read"),
+    ] {
+        let mut all = vec!["generate", "--model", model.to_str().unwrap(), "--prompt", "a cat", "--out", "/dev/null"];
+        all.extend(args.iter().copied());
+        let out = clipag(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{all:?} succeeded");
+        assert!(stderr.contains(expected), "{all:?}: {stderr}");
+    }
+}

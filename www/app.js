@@ -3,6 +3,7 @@
 // done or error, for people using assistive tools and for the browser tests alike.
 
 import init, { deviceCheck } from '../pkg/clipag.js';
+import { installWebGpuShim } from './webgpu-shim.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -65,6 +66,7 @@ async function runCheck(backend) {
 }
 
 async function main() {
+  installWebGpuShim();
   setState('loading', 'Loading the engine…');
   try {
     await init();

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use clipag::engine::Model;
+use clipag::generate::{Generator, Init, Parameterisation, Prompt, Settings};
 use clipag::pixels::Pixels;
 use clipag::weights::{convert, folder, quant::Quantization};
 use clipag::{Error, Result, check, device};
@@ -93,6 +94,53 @@ enum Command {
         #[arg(long)]
         image: Option<PathBuf>,
     },
+    /// Paint a picture from text: gradient ascent on the canvas through the model (CLIPAG).
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// What to paint. Repeat for several prompts; `TEXT::WEIGHT` weighs one (default 1).
+        #[arg(long, required = true)]
+        prompt: Vec<String>,
+        /// What to steer away from (repeatable, `TEXT::WEIGHT`, default weight 0.3).
+        #[arg(long)]
+        negative: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Canvas side in pixels (default: the model's resolution).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Global views per step.
+        #[arg(long, default_value_t = 32)]
+        views: usize,
+        #[arg(long, default_value_t = 32)]
+        patch_views: usize,
+        #[arg(long, default_value_t = 5.0)]
+        patch_weight: f32,
+        #[arg(long, default_value_t = 0.0175)]
+        lr: f32,
+        /// Candidates for the initial noise, best by score.
+        #[arg(long, default_value_t = 16)]
+        candidates: usize,
+        /// Start from this picture instead of noise.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Optimise a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
+        #[arg(long)]
+        fourier: bool,
+        /// Write a numbered PNG every `--frame-every` steps here, and animation.gif of them.
+        #[arg(long)]
+        frames: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        frame_every: usize,
+        /// Print every step's report as a line of JSON on stdout, before the summary.
+        #[arg(long)]
+        trace: bool,
+        /// The picture: the canvas with the lowest global loss seen, as in the paper.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write the gradient of cos(image, text) with respect to the [0,1] pixels as tensor
     /// `grad` [3, H, W] of a safetensors file; print the cosine.
     Grad {
@@ -170,6 +218,39 @@ async fn run(command: Command) -> Result<()> {
             };
             println!("{}", json(&embedding));
         }
+        Command::Generate {
+            model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
+            candidates, init, fourier, frames, frame_every, trace, out,
+        } => {
+            // Settings are checked before the model loads, so a mistake costs nothing; the
+            // canvas size, when not given, is the model's, known only after loading.
+            let mut settings = Settings::paper("", size.unwrap_or(224));
+            settings.prompts = prompt.iter().map(|p| parse_prompt(p, 1.0)).collect::<Result<_>>()?;
+            settings.negatives = negative.iter().map(|p| parse_prompt(p, 0.3)).collect::<Result<_>>()?;
+            settings.steps = steps;
+            settings.seed = seed;
+            settings.global_views = views;
+            settings.patch_views = patch_views;
+            settings.patch_weight = patch_weight;
+            settings.learning_rate = lr;
+            settings.snapshot_every = frame_every;
+            settings.init = match init {
+                Some(path) => Init::Image(Pixels::decode(&read_bytes(&path)?)?),
+                None => Init::Noise { candidates },
+            };
+            if fourier {
+                settings.parameterisation = Parameterisation::Fourier;
+            }
+            settings.validate()?;
+            let model = std::rc::Rc::new(load(&model).await?);
+            if size.is_none() {
+                settings.size = model.image_size();
+            }
+            if let Some(dir) = &frames {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))?;
+            }
+            generate(model, settings, frames.as_deref(), trace, &out).await?;
+        }
         Command::Grad { model, image, text, out } => {
             let model = load(&model).await?;
             note_truncation(&model, &text)?;
@@ -182,7 +263,7 @@ async fn run(command: Command) -> Result<()> {
             let metadata = [("cosine".to_string(), result.cosine.to_string())].into_iter().collect();
             let file = safetensors::serialize([("grad", view)], Some(metadata))
                 .map_err(|e| Error::Invalid(format!("{e}")))?;
-            std::fs::write(&out, file).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            write_file(&out, &file)?;
             println!("{}", json(&serde_json::json!({ "cosine": result.cosine })));
         }
     }
@@ -212,8 +293,74 @@ fn note_truncation(model: &Model, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// `TEXT` or `TEXT::WEIGHT`.
+fn parse_prompt(text: &str, default_weight: f32) -> Result<Prompt> {
+    match text.rsplit_once("::") {
+        Some((text, weight)) => {
+            let weight = weight
+                .trim()
+                .parse()
+                .map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (in '{text}::{weight}')")))?;
+            Ok(Prompt { text: text.to_string(), weight })
+        }
+        None => Ok(Prompt { text: text.to_string(), weight: default_weight }),
+    }
+}
+
+async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut generator = Generator::new(model, settings).await?;
+    let mut snapshots = vec![generator.current().clone()];
+    eprintln!("start: score {:.4}", generator.current_score());
+    if trace {
+        println!("{}", json(&serde_json::json!({ "step": 0, "score": generator.current_score() })));
+    }
+    let report = loop {
+        let report = generator.step().await?;
+        if trace {
+            println!("{}", json(&report));
+        }
+        // A one-line progress bar on stderr, redrawn in place.
+        let width = 30;
+        let done = width * report.step / report.steps;
+        let rate = report.step as f64 / started.elapsed().as_secs_f64();
+        eprint!(
+            "\r[{}{}] {}/{} score {:.4} best {:.4} ({rate:.2} steps/s) ",
+            "=".repeat(done), " ".repeat(width - done), report.step, report.steps, report.score, report.best_score
+        );
+        if report.snapshot {
+            snapshots.push(generator.current().clone());
+        }
+        if report.done {
+            break report;
+        }
+    };
+    eprintln!();
+    write_file(out, &generator.best().to_png()?)?;
+    if let Some(dir) = frames {
+        let every = generator.settings().snapshot_every;
+        for (i, frame) in snapshots.iter().enumerate() {
+            write_file(&dir.join(format!("frame_{:04}.png", (i * every).min(report.steps))), &frame.to_png()?)?;
+        }
+        write_file(&dir.join("animation.gif"), &Pixels::gif(&snapshots, 200)?)?;
+    }
+    println!("{}", json(&serde_json::json!({
+        "score": report.best_score, "best_step": report.best_step, "final_score": report.score,
+        "steps": report.steps, "seconds": started.elapsed().as_secs_f64(),
+    })));
+    Ok(())
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
 fn read_image(path: &Path, size: usize) -> Result<Pixels> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let bytes = read_bytes(path)?;
     let pixels = Pixels::decode(&bytes)?;
     if pixels.height != size || pixels.width != size {
         eprintln!("note: the image is {}x{}; resized to the model's {size}x{size}", pixels.width, pixels.height);

@@ -5,24 +5,16 @@
 
 use super::tensors::{HostTensor, TensorMap};
 use crate::Result;
+use crate::rng::Rng;
 use crate::model::{Clip, ClipConfig, WeightSource};
 
 pub struct RandomWeights {
-    state: u64,
+    rng: Rng,
 }
 
 impl RandomWeights {
     pub fn new(seed: u64) -> Self {
-        Self { state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1 }
-    }
-
-    /// Uniform in [-1, 1) (xorshift64*).
-    fn next(&mut self) -> f32 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let bits = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-        bits as f32 / (1u64 << 23) as f32 - 1.0
+        Self { rng: Rng::new(seed) }
     }
 
     /// Every tensor a model of `config` loads, by open_clip name: the names come from the
@@ -56,7 +48,7 @@ impl WeightSource for RandomWeights {
         } else {
             (0.0, (3.0 / *shape.last().unwrap_or(&1) as f32).sqrt())
         };
-        let data = (0..numel).map(|_| center + spread * self.next()).collect();
+        let data = (0..numel).map(|_| center + spread * self.rng.range(-1.0, 1.0)).collect();
         Ok(HostTensor::new(shape.to_vec(), data))
     }
 }

@@ -1,0 +1,229 @@
+//! Generator-free text-to-image: gradient ascent on a canvas through a robust CLIP, the
+//! CLIPAG recipe. Four seams, as in Lucid: `param` (how variables become pixels), `augment`
+//! (the views), `objective` (what is maximised) and this loop (`optimise` holds the update).
+
+pub mod augment;
+pub mod objective;
+pub mod optimise;
+pub mod param;
+pub mod settings;
+
+use std::rc::Rc;
+
+use burn::tensor::{Tensor, TensorData, Transaction};
+
+use crate::engine::Model;
+use crate::pixels::Pixels;
+use crate::rng::Rng;
+use crate::{Error, Result};
+use augment::Views;
+use objective::Objective;
+use optimise::{AdamW, clip_grad_norm, dynamic_threshold, threshold_level};
+use param::{Canvas, low_frequency_noise};
+pub use settings::{Init, Parameterisation, Prompt, Settings};
+
+/// What one step did, for the page's plot and the command line's progress.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    /// Steps done so far (1 after the first).
+    pub step: usize,
+    pub steps: usize,
+    /// The clean canvas's weighted cosine to the prompts, after this step.
+    pub score: f32,
+    /// The losses of the views this step (of the canvas before the update).
+    pub global_loss: f32,
+    pub patch_loss: f32,
+    /// The step whose canvas had the lowest global loss so far, and its score.
+    pub best_step: usize,
+    pub best_score: f32,
+    /// Whether this step is one of the snapshots (every `snapshot_every` steps, and the last).
+    pub snapshot: bool,
+    pub done: bool,
+}
+
+pub struct Generator {
+    model: Rc<Model>,
+    settings: Settings,
+    canvas: Canvas,
+    views: Views,
+    objective: Objective,
+    optimiser: AdamW,
+    rng: Rng,
+    params: Tensor<4>,
+    /// The current canvas in host memory (`[3, size, size]`), as last read back.
+    current: Pixels,
+    current_score: f32,
+    best: Pixels,
+    best_global_loss: f32,
+    best_step: usize,
+    best_score: f32,
+    step: usize,
+}
+
+impl Generator {
+    /// Checks the settings, embeds the prompts and picks the initial canvas.
+    pub async fn new(model: Rc<Model>, settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        let device = model.device().clone();
+        let mut rng = Rng::new(settings.seed);
+        let views = Views::new(
+            settings.global_views,
+            settings.patch_views,
+            settings.patch_fraction,
+            settings.noise,
+            model.image_size(),
+            &device,
+        );
+        let objective = Objective::new(&model, &settings.prompts, &settings.negatives)?;
+        let canvas = Canvas::new(settings.parameterisation, settings.size, &device);
+
+        let start = match &settings.init {
+            Init::Image(image) => image.resized(settings.size),
+            Init::Noise { candidates } => {
+                let candidates: Vec<Pixels> = (0..*candidates).map(|_| low_frequency_noise(settings.size, &mut rng)).collect();
+                let scores = score_all(&model, &views, &objective, &candidates).await?;
+                let best = (0..candidates.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
+                candidates.into_iter().nth(best).expect("there is at least one candidate")
+            }
+        };
+        let start_score = score_all(&model, &views, &objective, std::slice::from_ref(&start)).await?[0];
+        let params = canvas.params_for(&start, &device);
+        Ok(Self {
+            model,
+            canvas,
+            views,
+            objective,
+            optimiser: AdamW::new(settings.learning_rate, settings.weight_decay),
+            rng,
+            params,
+            best: start.clone(),
+            current: start,
+            current_score: start_score,
+            best_global_loss: f32::INFINITY,
+            best_step: 0,
+            best_score: start_score,
+            step: 0,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.step >= self.settings.steps
+    }
+
+    /// The canvas now (after the last step).
+    pub fn current(&self) -> &Pixels {
+        &self.current
+    }
+
+    /// The score of the canvas now.
+    pub fn current_score(&self) -> f32 {
+        self.current_score
+    }
+
+    /// The canvas with the lowest global loss seen: the paper's output.
+    pub fn best(&self) -> &Pixels {
+        &self.best
+    }
+
+    /// One optimisation step: views of the canvas, their loss, its gradient, the update.
+    pub async fn step(&mut self) -> Result<StepReport> {
+        if self.is_done() {
+            return Err(Error::Invalid("the generation has already done all its steps".into()));
+        }
+        let s = &self.settings;
+        let params = self.params.clone().detach().require_grad();
+        let pixels = self.canvas.pixels(params.clone());
+        let views = self.views.sample(pixels, &mut self.rng);
+        let losses = self.objective.per_view(self.model.clip.encode_image(views)?);
+        let mean = |from: usize, count: usize| {
+            if count == 0 { Tensor::<1>::zeros([1], &losses.device()) } else { losses.clone().narrow(0, from, count).mean() }
+        };
+        let global_loss = mean(0, s.global_views);
+        let patch_loss = mean(s.global_views, s.patch_views);
+        let loss = global_loss.clone() + patch_loss.clone() * s.patch_weight;
+        let grads = loss.backward();
+        let grad = params
+            .grad(&grads)
+            .ok_or_else(|| Error::Device("the backward pass produced no canvas gradient".into()))?;
+        let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.max_grad_norm));
+
+        // This step's losses and the updated canvas, in one read back.
+        let new_pixels = self.canvas.pixels(updated.clone());
+        let read = Transaction::default()
+            .register(global_loss.detach())
+            .register(patch_loss.detach())
+            .register(new_pixels)
+            .execute_async()
+            .await
+            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let values = |d: &TensorData| d.try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")));
+        let (global_loss, patch_loss) = (values(&read[0])?[0], values(&read[1])?[0]);
+        let mut host = values(&read[2])?;
+        if !(global_loss.is_finite() && patch_loss.is_finite()) || host.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Device(format!(
+                "step {} produced a non-finite value (global loss {global_loss}); the canvas is kept as it was",
+                self.step + 1
+            )));
+        }
+
+        // The loss just computed belongs to the canvas before this update.
+        if global_loss < self.best_global_loss {
+            self.best_global_loss = global_loss;
+            self.best = self.current.clone();
+            self.best_step = self.step;
+            self.best_score = self.current_score;
+        }
+
+        // Pixels are thresholded on the host, which holds them already (the percentile needs a
+        // sort, which WebGPU backends do not offer), and the result becomes the parameters.
+        self.params = match self.settings.parameterisation {
+            Parameterisation::Pixels => {
+                match self.settings.threshold {
+                    Some(p) => {
+                        let level = threshold_level(&host, p);
+                        dynamic_threshold(&mut host, level)
+                    }
+                    None => host.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
+                }
+                let size = self.settings.size;
+                Tensor::from_data(TensorData::new(host.clone(), [1, 3, size, size]), self.model.device())
+            }
+            Parameterisation::Fourier => updated,
+        };
+        let current = Pixels::new(self.settings.size, self.settings.size, host)?;
+        let score = score_all(&self.model, &self.views, &self.objective, std::slice::from_ref(&current)).await?[0];
+        self.current = current;
+        self.current_score = score;
+        self.step += 1;
+        let done = self.is_done();
+        Ok(StepReport {
+            step: self.step,
+            steps: self.settings.steps,
+            score,
+            global_loss,
+            patch_loss,
+            best_step: self.best_step,
+            best_score: self.best_score,
+            snapshot: done || self.step % self.settings.snapshot_every == 0,
+            done,
+        })
+    }
+}
+
+/// The clean score of each image (all at the canvas size).
+async fn score_all(model: &Model, views: &Views, objective: &Objective, images: &[Pixels]) -> Result<Vec<f32>> {
+    let size = images[0].height;
+    let data: Vec<f32> = images.iter().flat_map(|p| p.data.iter().copied()).collect();
+    let batch = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, size, size]), model.device());
+    let clean = if size == model.image_size() {
+        batch
+    } else {
+        Tensor::cat(images.iter().enumerate().map(|(i, _)| views.clean(batch.clone().narrow(0, i, 1))).collect(), 0)
+    };
+    crate::engine::read(objective.score(model.clip.encode_image(clean)?)).await
+}

@@ -1,0 +1,68 @@
+//! The update: AdamW on the canvas parameters after clipping the gradient's norm, then, for
+//! pixels, dynamic thresholding.
+//!
+//! AdamW is written out here rather than taken from burn's optimisers: burn's work on
+//! modules, clip per parameter tensor and default to different constants (eps 1e-5), while
+//! the paper's update is PyTorch's AdamW (betas 0.9/0.999, eps 1e-8, decoupled weight decay)
+//! on one tensor, followed by a thresholding that rewrites that tensor. The few lines below
+//! are that update, exactly.
+
+use burn::tensor::Tensor;
+
+pub struct AdamW {
+    learning_rate: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    moments: Option<(Tensor<4>, Tensor<4>)>,
+    steps: i32,
+}
+
+impl AdamW {
+    pub fn new(learning_rate: f32, weight_decay: f32) -> Self {
+        Self { learning_rate, weight_decay, beta1: 0.9, beta2: 0.999, eps: 1e-8, moments: None, steps: 0 }
+    }
+
+    pub fn step(&mut self, param: Tensor<4>, grad: Tensor<4>) -> Tensor<4> {
+        self.steps += 1;
+        let (m, v) = match self.moments.take() {
+            Some((m, v)) => (m * self.beta1 + grad.clone() * (1.0 - self.beta1), v * self.beta2 + grad.square() * (1.0 - self.beta2)),
+            None => (grad.clone() * (1.0 - self.beta1), grad.square() * (1.0 - self.beta2)),
+        };
+        let m_hat = m.clone() / (1.0 - self.beta1.powi(self.steps));
+        let v_hat = v.clone() / (1.0 - self.beta2.powi(self.steps));
+        self.moments = Some((m, v));
+        let decayed = param * (1.0 - self.learning_rate * self.weight_decay);
+        decayed - m_hat / (v_hat.sqrt() + self.eps) * self.learning_rate
+    }
+}
+
+/// PyTorch's `clip_grad_norm_`: scales the gradient so its L2 norm is at most `max_norm`.
+pub fn clip_grad_norm(grad: Tensor<4>, max_norm: f32) -> Tensor<4> {
+    let norm = grad.clone().square().sum().sqrt();
+    let factor = (norm + 1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+    grad * factor.unsqueeze()
+}
+
+/// The percentile `p` of `|2x - 1|` over pixels in host memory (linear interpolation between
+/// order statistics, as `torch.quantile`).
+pub fn threshold_level(pixels: &[f32], p: f32) -> f32 {
+    let mut magnitudes: Vec<f32> = pixels.iter().map(|x| (2.0 * x - 1.0).abs()).collect();
+    let position = p * (magnitudes.len() - 1) as f32;
+    let low = position.floor() as usize;
+    let (_, below, rest) = magnitudes.select_nth_unstable_by(low, f32::total_cmp);
+    let below = *below;
+    let above = if low + 1 < pixels.len() { rest.iter().copied().fold(f32::INFINITY, f32::min) } else { below };
+    below + (above - below) * (position - low as f32)
+}
+
+/// Imagen's dynamic thresholding, as the paper applies it after each step: in [-1, 1], with
+/// `s` the percentile level, values beyond `s` are clamped and everything is divided by `s`
+/// when `s > 1`; then back to [0, 1]. (When `s <= 1` this is a clamp to [0, 1].)
+pub fn dynamic_threshold(pixels: &mut [f32], level: f32) {
+    let s = level.max(1.0);
+    for p in pixels {
+        *p = ((2.0 * *p - 1.0).clamp(-s, s) / s + 1.0) / 2.0;
+    }
+}

@@ -1,0 +1,152 @@
+//! Every knob of a generation, with the paper's defaults (docs/generation.md says where each
+//! comes from), checked before any work starts.
+
+use crate::pixels::Pixels;
+use crate::tokenizer::MAX_PROMPT_CHARS;
+use crate::{Error, Result};
+
+/// A text the picture is pulled toward (or, as a negative, pushed away from), with its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub text: String,
+    pub weight: f32,
+}
+
+/// How the optimised variables become pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parameterisation {
+    /// The pixels themselves, as in the paper.
+    Pixels,
+    /// Lucid's: a 1/f-scaled Fourier spectrum in a decorrelated colour space, through a
+    /// sigmoid.
+    Fourier,
+}
+
+/// Where the canvas starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// Low-frequency coloured noise: the best of `candidates` draws by score for the prompt.
+    Noise { candidates: usize },
+    /// A picture to edit toward the prompt (resized to the canvas).
+    Image(Pixels),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub prompts: Vec<Prompt>,
+    pub negatives: Vec<Prompt>,
+    pub steps: usize,
+    /// Side of the square canvas, in pixels; views are resampled to the model's resolution.
+    pub size: usize,
+    pub global_views: usize,
+    pub patch_views: usize,
+    /// Weight of the patch views' loss against the global views'.
+    pub patch_weight: f32,
+    /// Side of a patch crop as a fraction of the canvas (128 of 224 in the paper).
+    pub patch_fraction: f32,
+    /// Standard deviation of the noise added to each global view.
+    pub noise: f32,
+    pub learning_rate: f32,
+    pub weight_decay: f32,
+    /// The gradient's L2 norm is clipped to this before each step.
+    pub max_grad_norm: f32,
+    /// Dynamic thresholding percentile (None: plain clamping to [0, 1]).
+    pub threshold: Option<f32>,
+    pub seed: u64,
+    pub init: Init,
+    pub parameterisation: Parameterisation,
+    /// A snapshot is marked every this many steps.
+    pub snapshot_every: usize,
+}
+
+/// Canvases larger than this on a side are refused: views are resampled from the canvas every
+/// step, and a browser's GPU memory is finite.
+pub const MAX_SIZE: usize = 1024;
+pub const MAX_VIEWS: usize = 256;
+pub const MAX_STEPS: usize = 10_000;
+
+impl Settings {
+    /// The paper's recipe for one prompt, on a canvas of `size` (the model's resolution).
+    pub fn paper(prompt: &str, size: usize) -> Self {
+        Self {
+            prompts: vec![Prompt { text: prompt.to_string(), weight: 1.0 }],
+            negatives: Vec::new(),
+            steps: 100,
+            size,
+            global_views: 32,
+            patch_views: 32,
+            patch_weight: 5.0,
+            patch_fraction: 128.0 / 224.0,
+            noise: 0.01,
+            learning_rate: 0.0175,
+            weight_decay: 0.01,
+            max_grad_norm: 0.001,
+            threshold: Some(0.95),
+            seed: 0,
+            init: Init::Noise { candidates: 16 },
+            parameterisation: Parameterisation::Pixels,
+            snapshot_every: 10,
+        }
+    }
+
+    /// Refuses settings that cannot give a picture, naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |what: String| Err(Error::Invalid(what));
+        if self.prompts.is_empty() {
+            return fail("a prompt is needed".into());
+        }
+        for (kind, prompts) in [("prompt", &self.prompts), ("negative prompt", &self.negatives)] {
+            for p in prompts {
+                if p.text.trim().is_empty() {
+                    return fail(format!("a {kind} is empty"));
+                }
+                if p.text.chars().count() > MAX_PROMPT_CHARS {
+                    return fail(format!("a {kind} is longer than {MAX_PROMPT_CHARS} characters"));
+                }
+                if !(p.weight.is_finite() && p.weight > 0.0) {
+                    return fail(format!("the {kind} '{}' has weight {}; weights must be positive numbers", p.text, p.weight));
+                }
+            }
+        }
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return fail(format!("steps must be 1 to {MAX_STEPS}, not {}", self.steps));
+        }
+        if !(8..=MAX_SIZE).contains(&self.size) {
+            return fail(format!("the canvas must be 8 to {MAX_SIZE} pixels on a side, not {}", self.size));
+        }
+        if self.global_views + self.patch_views == 0 {
+            return fail("at least one view (global or patch) is needed".into());
+        }
+        if self.global_views > MAX_VIEWS || self.patch_views > MAX_VIEWS {
+            return fail(format!("at most {MAX_VIEWS} views of each kind"));
+        }
+        let positive = |name: &str, v: f32| -> Result<()> {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { fail(format!("{name} must be a positive number, not {v}")) }
+        };
+        let non_negative = |name: &str, v: f32| -> Result<()> {
+            if v.is_finite() && v >= 0.0 { Ok(()) } else { fail(format!("{name} must be zero or a positive number, not {v}")) }
+        };
+        positive("the learning rate", self.learning_rate)?;
+        positive("the gradient norm limit", self.max_grad_norm)?;
+        non_negative("the weight decay", self.weight_decay)?;
+        non_negative("the patch weight", self.patch_weight)?;
+        non_negative("the view noise", self.noise)?;
+        if !(self.patch_fraction.is_finite() && self.patch_fraction > 0.0 && self.patch_fraction <= 1.0) {
+            return fail(format!("the patch fraction must be in (0, 1], not {}", self.patch_fraction));
+        }
+        if let Some(p) = self.threshold {
+            if !(p.is_finite() && p > 0.0 && p <= 1.0) {
+                return fail(format!("the threshold percentile must be in (0, 1], not {p}"));
+            }
+        }
+        if self.snapshot_every == 0 {
+            return fail("snapshots must be every 1 step or more".into());
+        }
+        match &self.init {
+            Init::Noise { candidates } if !(1..=256).contains(candidates) => {
+                fail(format!("the initial candidates must be 1 to 256, not {candidates}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+// The optimisation loop in the page, on WebGPU, follows the same trajectory as native code
+// on wgpu (lavapipe): same seed and settings, scores within 1e-3 step by step.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { native, openPage, waitForState } from './harness.mjs';
+
+const TINY = '../shared/fixtures/tiny-clip';
+const models = mkdtempSync(join(tmpdir(), 'clipag-browser-generate-'));
+const request = { prompt: 'a photo of a cat', steps: 4, views: 4, patchViews: 4, candidates: 2, seed: 5 };
+
+before(() => {
+  native(['convert', join(TINY, 'checkpoint.pt'), '--out', join(models, 'tiny'), '--quant', 'f32']);
+});
+
+function nativeTrajectory() {
+  const out = native([
+    'generate', '--model', join(models, 'tiny'), '--backend', 'gpu', '--prompt', request.prompt,
+    '--steps', `${request.steps}`, '--views', `${request.views}`, '--patch-views', `${request.patchViews}`,
+    '--candidates', `${request.candidates}`, '--seed', `${request.seed}`, '--trace', '--out', join(models, 'native.png'),
+  ]);
+  return out.trim().split('\n').map((line) => JSON.parse(line)).filter((r) => 'score' in r && 'step' in r);
+}
+
+async function loadModel(page) {
+  return page.evaluate(async () => {
+    const { Model } = await import('/pkg/clipag.js');
+    const base = '/test-models/tiny/';
+    const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
+    window.model = await Model.load(await (await fetch(base + 'manifest.json')).text(), await bytes('weights.safetensors'), await bytes('tokenizer.json'), 'gpu');
+  });
+}
+
+test('the page and native code paint the same trajectory', async (t) => {
+  const expected = nativeTrajectory();
+  const page = await openPage(t, '', { mounts: { '/test-models/': models } });
+  assert.equal(await waitForState(page, ['done', 'error']), 'done');
+  await loadModel(page);
+  const browser = await page.evaluate(async (request) => {
+    const generator = await window.model.generator(request);
+    const trajectory = [{ step: 0, score: generator.currentScore }];
+    for (let i = 0; i < request.steps; i++) {
+      const { report, rgba } = await generator.step();
+      if (rgba.length !== 4 * generator.size * generator.size) throw new Error(`rgba of ${rgba.length} bytes`);
+      trajectory.push(report);
+    }
+    return trajectory;
+  }, request);
+  t.diagnostic(`native ${expected.map((r) => r.score.toFixed(5)).join(' ')}`);
+  t.diagnostic(`page   ${browser.map((r) => r.score.toFixed(5)).join(' ')}`);
+  assert.equal(browser.length, expected.length);
+  browser.forEach((r, i) => {
+    assert.ok(Number.isFinite(r.score));
+    assert.ok(Math.abs(r.score - expected[i].score) <= 1e-3, `step ${i}: page ${r.score}, native ${expected[i].score}`);
+  });
+});
+
+test('invalid settings are refused before any work', async (t) => {
+  const page = await openPage(t, '', { mounts: { '/test-models/': models } });
+  await waitForState(page, ['done', 'error']);
+  await loadModel(page);
+  const messages = await page.evaluate(async () => {
+    const out = [];
+    for (const bad of [{ prompt: 'a cat', steps: 0 }, { prompt: 'a cat', lr: -1 }, { prompt: 'a cat', size: 100000 }, { prompt: '  ' }]) {
+      try {
+        await window.model.generator(bad);
+        out.push('accepted');
+      } catch (error) {
+        out.push(String(error.message ?? error));
+      }
+    }
+    try {
+      await window.model.generator({ prompt: 'a cat' }, new Uint8Array([1, 2, 3]));
+      out.push('accepted');
+    } catch (error) {
+      out.push(String(error.message ?? error));
+    }
+    return out;
+  });
+  assert.match(messages[0], /steps/);
+  assert.match(messages[1], /learning rate/);
+  assert.match(messages[2], /canvas/);
+  assert.match(messages[3], /empty/);
+  assert.match(messages[4], /image could not be read/);
+});
