@@ -42,6 +42,24 @@ impl Model {
         Ok(Self { manifest: files.manifest.clone(), clip, tokenizer, device: device.clone() })
     }
 
+    /// A model of `config` with random weights (for benchmarks: the work per step depends on
+    /// the architecture, not on what the weights learned).
+    pub fn random(config: &crate::model::ClipConfig, tokenizer_json: &[u8], device: &Device, seed: u64) -> Result<Self> {
+        let clip = Clip::load(config, &mut crate::weights::random::RandomWeights::new(seed), device)?;
+        let tokenizer = Tokenizer::from_json(tokenizer_json, config.text.context_length)?;
+        let manifest = Manifest {
+            format: crate::weights::manifest::FORMAT.into(),
+            version: crate::weights::manifest::VERSION,
+            name: "random weights".into(),
+            license: "none".into(),
+            source: format!("random weights, seed {seed}"),
+            quantization: crate::weights::quant::Quantization::F32,
+            config: config.clone(),
+            files: Default::default(),
+        };
+        Ok(Self { manifest, clip, tokenizer, device: device.clone() })
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -3,7 +3,9 @@
 //! Data flows one way: bytes -> weights -> model; prompt -> tokens -> text embedding;
 //! canvas -> views -> image embeddings -> loss -> gradient -> canvas.
 
+pub mod bench;
 pub mod check;
+pub mod clock;
 pub mod device;
 pub mod engine;
 pub mod error;
@@ -11,6 +13,8 @@ pub mod generate;
 pub mod model;
 pub mod pixels;
 pub mod rng;
+#[cfg(not(target_family = "wasm"))]
+pub mod shapes;
 pub mod tokenizer;
 pub mod weights;
 

@@ -69,6 +69,21 @@ impl Pixels {
         rgba
     }
 
+    /// From interleaved 8-bit RGBA (alpha ignored).
+    pub fn from_rgba(height: usize, width: usize, rgba: &[u8]) -> Result<Self> {
+        let plane = height * width;
+        if rgba.len() != 4 * plane {
+            return Err(Error::Invalid(format!("{} RGBA bytes for a {width}x{height} image", rgba.len())));
+        }
+        let mut data = vec![0.0; 3 * plane];
+        for (i, px) in rgba.chunks_exact(4).enumerate() {
+            for c in 0..3 {
+                data[c * plane + i] = px[c] as f32 / 255.0;
+            }
+        }
+        Self::new(height, width, data)
+    }
+
     /// Encodes as an 8-bit RGBA PNG.
     pub fn to_png(&self) -> Result<Vec<u8>> {
         let mut png = Vec::new();

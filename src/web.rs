@@ -44,6 +44,21 @@ pub fn memory_bytes() -> f64 {
     wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
 }
 
+/// An animated GIF of frames given as consecutive `width` x `height` RGBA images.
+#[wasm_bindgen(js_name = encodeGif)]
+pub fn encode_gif(frames: Vec<u8>, width: usize, height: usize, delay_ms: u32) -> Result<Vec<u8>, JsValue> {
+    let frame_bytes = 4 * width * height;
+    if frame_bytes == 0 || frames.len() % frame_bytes != 0 {
+        return Err(JsError::new("the frames are not whole RGBA images of that size").into());
+    }
+    let frames = frames
+        .chunks_exact(frame_bytes)
+        .map(|rgba| Pixels::from_rgba(height, width, rgba))
+        .collect::<crate::Result<Vec<_>>>()
+        .map_err(to_js)?;
+    Pixels::gif(&frames, delay_ms).map_err(to_js)
+}
+
 /// A CLIP loaded from a model folder's files, on one device.
 #[wasm_bindgen(js_name = Model)]
 pub struct WebModel {
@@ -61,6 +76,28 @@ impl WebModel {
         let compute = device::open(kind).await.map_err(to_js)?;
         let model = Model::load(&files, &compute.device).map_err(to_js)?;
         Ok(WebModel { model: Rc::new(model), device: compute.info })
+    }
+
+    /// A model of the architecture `config` (a manifest's `config` as JSON) with random
+    /// weights, for the benchmark: a full-size ViT-B/32 costs a step what the real one does,
+    /// without a 154 MB download.
+    pub async fn random(config: String, tokenizer: Vec<u8>, backend: String) -> Result<WebModel, JsValue> {
+        let kind: device::BackendKind = backend.parse().map_err(to_js)?;
+        let config: crate::model::ClipConfig =
+            serde_json::from_str(&config).map_err(|e| JsError::new(&format!("not a model configuration: {e}")))?;
+        let compute = device::open(kind).await.map_err(to_js)?;
+        let model = Model::random(&config, &tokenizer, &compute.device, 1).map_err(to_js)?;
+        Ok(WebModel { model: Rc::new(model), device: compute.info })
+    }
+
+    /// Times the generation step at `views` views (see `bench::measure`); resolves to
+    /// `{ views, seconds_per_step, steps_per_second, views_per_second, waiting_for_device_seconds }`.
+    pub fn bench(&self, views: usize, warmup: usize, steps: usize) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let figures = crate::bench::measure(&model, views, warmup, steps).await.map_err(to_js)?;
+            Ok(serde_wasm_bindgen::to_value(&figures)?)
+        })
     }
 
     /// The manifest: `{ name, license, source, quantization, config, files }`.

@@ -47,3 +47,17 @@ fn generate_refuses_bad_settings_before_loading_anything() {
         assert!(stderr.contains(expected), "{all:?}: {stderr}");
     }
 }
+
+/// Without `--model`, the built-in Shapes model (carried by the binary) paints.
+#[test]
+fn generate_uses_the_built_in_model_by_default() {
+    let out_png = std::env::temp_dir().join(format!("clipag-cli-builtin-{}.png", std::process::id()));
+    let out = clipag(&[
+        "generate", "--backend", "cpu", "--prompt", "a red star", "--steps", "3", "--views", "2", "--patch-views", "2",
+        "--candidates", "2", "--out", out_png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let picture = image::open(&out_png).expect("a PNG");
+    assert_eq!((picture.width(), picture.height()), (64, 64));
+    std::fs::remove_file(out_png).ok();
+}

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use clipag::engine::Model;
 use clipag::generate::{Generator, Init, Parameterisation, Prompt, Settings};
 use clipag::pixels::Pixels;
-use clipag::weights::{convert, folder, quant::Quantization};
+use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
 use clipag::{Error, Result, check, device};
 
 #[derive(Parser)]
@@ -20,9 +20,10 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// A model folder (manifest.json, weights.safetensors, tokenizer.json).
+    /// A model folder (manifest.json, weights.safetensors, tokenizer.json); without one, the
+    /// built-in Shapes (robust) model, which this binary carries.
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// `gpu` (wgpu: Vulkan, Metal or DX12), `cpu` (burn-flex), or `auto`: the GPU if there
     /// is one, else the CPU.
     #[arg(long, default_value = "auto")]
@@ -141,6 +142,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Time the generation step (views, augmentations, forward, input-gradient backward,
+    /// update) on random weights, and print steps/s and views/s per backend and view count.
+    Bench {
+        /// `vit-b-32` (the CLIPAG model's size) or `shapes` (the built-in model's).
+        #[arg(long, default_value = "vit-b-32")]
+        arch: String,
+        /// Views per step (half global, half patch), comma-separated.
+        #[arg(long, default_value = "8,64", value_delimiter = ',')]
+        views: Vec<usize>,
+        /// `gpu`, `cpu`, or `all` (each backend this binary has).
+        #[arg(long, default_value = "all")]
+        backend: String,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+    /// The Shapes world and its models: render, train, evaluate.
+    #[command(subcommand)]
+    Shapes(ShapesCommand),
     /// Write the gradient of cos(image, text) with respect to the [0,1] pixels as tensor
     /// `grad` [3, H, W] of a safetensors file; print the cosine.
     Grad {
@@ -150,6 +171,69 @@ enum Command {
         image: PathBuf,
         #[arg(long)]
         text: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShapesCommand {
+    /// Write sample pictures of the world with their captions (captions.txt).
+    Render {
+        #[arg(long, default_value_t = 16)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draw only held-out combinations (the evaluation's).
+        #[arg(long)]
+        held_out: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train both twins (clean pre-training, then plain and adversarial fine-tuning), writing
+    /// q8 model folders OUT/shapes-plain and OUT/shapes-robust. Resumes from CHECKPOINTS.
+    Train {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        checkpoints: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 3000)]
+        pretrain_steps: usize,
+        #[arg(long, default_value_t = 1500)]
+        finetune_steps: usize,
+        /// L-infinity budget of the robust twin's adversarial images, in 1/255 steps.
+        #[arg(long, default_value_t = 8.0)]
+        epsilon: f32,
+        #[arg(long, default_value_t = 250)]
+        checkpoint_every: usize,
+    },
+    /// Evaluate the twins and write the report's tables (markdown) and image grid (PNG).
+    Eval {
+        #[arg(long)]
+        plain: PathBuf,
+        #[arg(long)]
+        robust: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        prompts: usize,
+        #[arg(long, default_value_t = 2)]
+        seeds: u64,
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long, default_value_t = 8)]
+        views: usize,
+        #[arg(long, default_value_t = 8)]
+        patch_views: usize,
+        #[arg(long, default_value_t = 0.0175)]
+        lr: f32,
+        #[arg(long, default_value = "cpu")]
+        backend: Backend,
+        /// Where to write tables.md and grid.png.
         #[arg(long)]
         out: PathBuf,
     },
@@ -251,6 +335,8 @@ async fn run(command: Command) -> Result<()> {
             }
             generate(model, settings, frames.as_deref(), trace, &out).await?;
         }
+        Command::Shapes(command) => shapes(command).await?,
+        Command::Bench { arch, views, backend, warmup, steps } => bench(&arch, &views, &backend, warmup, steps).await?,
         Command::Grad { model, image, text, out } => {
             let model = load(&model).await?;
             note_truncation(&model, &text)?;
@@ -270,8 +356,98 @@ async fn run(command: Command) -> Result<()> {
     Ok(())
 }
 
+/// Medians over timed steps after a warm-up; one JSON line per (backend, views) on stdout.
+async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps: usize) -> Result<()> {
+    let (config, tokenizer) = match arch {
+        "vit-b-32" => (clipag::model::ClipConfig::vit_b_32(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
+        "shapes" => {
+            let tokenizer = clipag::shapes::train::tokenizer_json()?;
+            (clipag::shapes::train::config(clipag::shapes::world::vocabulary().len() + 3), tokenizer)
+        }
+        other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32 or shapes"))),
+    };
+    let kinds = match backend {
+        "all" => vec![device::BackendKind::Gpu, device::BackendKind::Cpu],
+        one => vec![one.parse()?],
+    };
+    for kind in kinds {
+        let compute = match device::open(kind).await {
+            Ok(compute) => compute,
+            Err(error) => {
+                eprintln!("{kind:?}: skipped ({error})");
+                continue;
+            }
+        };
+        let model = std::rc::Rc::new(Model::random(&config, &tokenizer, &compute.device, 1)?);
+        for &count in views {
+            let figures = clipag::bench::measure(&model, count, warmup, steps).await?;
+            let mut line = serde_json::to_value(&figures).map_err(|e| Error::Invalid(e.to_string()))?;
+            line["arch"] = arch.into();
+            line["backend"] = format!("{kind:?}").to_lowercase().into();
+            line["adapter"] = compute.info.adapter.clone().into();
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+async fn shapes(command: ShapesCommand) -> Result<()> {
+    use clipag::shapes::{eval, train, world::Scene};
+    match command {
+        ShapesCommand::Render { count, seed, held_out, out } => {
+            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            let mut rng = clipag::rng::Rng::new(seed);
+            let mut captions = String::new();
+            for i in 0..count {
+                let scene = Scene::random(&mut rng, held_out);
+                write_file(&out.join(format!("{i:03}.png")), &scene.render(64).to_png()?)?;
+                captions += &format!("{i:03}.png\t{}\n", scene.caption());
+            }
+            write_file(&out.join("captions.txt"), captions.as_bytes())?;
+        }
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, checkpoint_every } => {
+            let plan = train::Plan {
+                seed,
+                batch,
+                learning_rate: lr,
+                pretrain_steps,
+                finetune_steps,
+                epsilon: Some(epsilon / 255.0),
+                temperature: 0.07,
+            };
+            train::twins(&plan, &out, &checkpoints, checkpoint_every)?;
+        }
+        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, backend, out } => {
+            let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
+            let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
+            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr };
+            let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
+            let (tables, grid) = eval::report(plain, robust, &options).await?;
+            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            write_file(&out.join("tables.md"), tables.as_bytes())?;
+            write_file(&out.join("grid.png"), &grid.to_png()?)?;
+            println!("{tables}");
+        }
+    }
+    Ok(())
+}
+
+/// The built-in model (models/shapes-robust), compiled in so that the binary works anywhere.
+fn builtin_model() -> Result<ModelFiles> {
+    macro_rules! file {
+        ($name:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/", $name))
+        };
+    }
+    let manifest = std::str::from_utf8(file!("manifest.json")).expect("the built-in manifest is UTF-8");
+    ModelFiles::new(manifest, file!("weights.safetensors").to_vec(), file!("tokenizer.json").to_vec())
+}
+
 async fn load(args: &ModelArgs) -> Result<Model> {
-    let files = folder::read(&args.model)?;
+    let files = match &args.model {
+        Some(dir) => folder::read(dir)?,
+        None => builtin_model()?,
+    };
     let compute = match args.backend {
         Backend::Gpu => device::open(device::BackendKind::Gpu).await?,
         Backend::Cpu => device::open(device::BackendKind::Cpu).await?,

@@ -159,7 +159,7 @@ mod tests {
     }
 
     fn values(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
+        t.into_data().try_to_vec_as::<f32>().unwrap()
     }
 
     #[test]

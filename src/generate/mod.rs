@@ -38,6 +38,8 @@ pub struct StepReport {
     pub best_score: f32,
     /// Whether this step is one of the snapshots (every `snapshot_every` steps, and the last).
     pub snapshot: bool,
+    /// Seconds of this step spent waiting for results to come back from the device.
+    pub sync_seconds: f64,
     pub done: bool,
 }
 
@@ -154,6 +156,7 @@ impl Generator {
 
         // This step's losses and the updated canvas, in one read back.
         let new_pixels = self.canvas.pixels(updated.clone());
+        let waiting = crate::clock::seconds();
         let read = Transaction::default()
             .register(global_loss.detach())
             .register(patch_loss.detach())
@@ -161,6 +164,7 @@ impl Generator {
             .execute_async()
             .await
             .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let mut sync_seconds = crate::clock::seconds() - waiting;
         let values = |d: &TensorData| d.try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")));
         let (global_loss, patch_loss) = (values(&read[0])?[0], values(&read[1])?[0]);
         let mut host = values(&read[2])?;
@@ -196,7 +200,9 @@ impl Generator {
             Parameterisation::Fourier => updated,
         };
         let current = Pixels::new(self.settings.size, self.settings.size, host)?;
+        let waiting = crate::clock::seconds();
         let score = score_all(&self.model, &self.views, &self.objective, std::slice::from_ref(&current)).await?[0];
+        sync_seconds += crate::clock::seconds() - waiting;
         self.current = current;
         self.current_score = score;
         self.step += 1;
@@ -210,6 +216,7 @@ impl Generator {
             best_step: self.best_step,
             best_score: self.best_score,
             snapshot: done || self.step % self.settings.snapshot_every == 0,
+            sync_seconds,
             done,
         })
     }

@@ -3,7 +3,10 @@
 //! them checked against the shape the config implies. Weights load as constants: the
 //! product's gradients are with respect to pixels, never weights.
 
-use burn::module::Param;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::module::{Param, ParamId};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -16,20 +19,44 @@ pub trait WeightSource {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor>;
 }
 
+/// Which open_clip tensor a parameter came from, and how: `transposed` (PyTorch's
+/// `[out, in]` as burn's `[in, out]`), then reshaped from `shape`. Recorded while loading a
+/// trainable model, so that training can write its weights back under open_clip's names.
+#[derive(Debug, Clone)]
+pub struct ParamOrigin {
+    pub id: ParamId,
+    pub name: String,
+    pub transposed: bool,
+    pub shape: Vec<usize>,
+}
+
 pub struct Loader<'a> {
     source: &'a mut dyn WeightSource,
     device: &'a Device,
     prefix: String,
+    /// Set for training: parameters require gradients and their origins are recorded.
+    origins: Option<Rc<RefCell<Vec<ParamOrigin>>>>,
 }
 
 impl<'a> Loader<'a> {
+    /// Weights as constants: the product's gradients are with respect to pixels only.
     pub fn new(source: &'a mut dyn WeightSource, device: &'a Device) -> Self {
-        Self { source, device, prefix: String::new() }
+        Self { source, device, prefix: String::new(), origins: None }
+    }
+
+    /// Weights to train: they require gradients, and `origins` learns where each came from.
+    pub fn trainable(source: &'a mut dyn WeightSource, device: &'a Device, origins: Rc<RefCell<Vec<ParamOrigin>>>) -> Self {
+        Self { source, device, prefix: String::new(), origins: Some(origins) }
     }
 
     /// The loader for a child module (`at("ln_1")` under `visual.` is `visual.ln_1.`).
     pub fn at(&mut self, name: &str) -> Loader<'_> {
-        Loader { source: &mut *self.source, device: self.device, prefix: format!("{}{name}.", self.prefix) }
+        Loader {
+            source: &mut *self.source,
+            device: self.device,
+            prefix: format!("{}{name}.", self.prefix),
+            origins: self.origins.clone(),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -54,12 +81,23 @@ impl<'a> Loader<'a> {
 
     pub fn param<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Param<Tensor<D>>> {
         let tensor = self.host(name, &shape)?;
-        Ok(self.upload(tensor))
+        Ok(self.upload(name, tensor, false, &shape))
     }
 
-    pub fn upload<const D: usize>(&self, tensor: HostTensor) -> Param<Tensor<D>> {
+    /// Puts a tensor on the device as a parameter. `name`, `transposed` and `shape` say how
+    /// it relates to the open_clip tensor it came from.
+    pub fn upload<const D: usize>(&self, name: &str, tensor: HostTensor, transposed: bool, shape: &[usize]) -> Param<Tensor<D>> {
         let data = TensorData::new(tensor.data, tensor.shape);
-        Param::from_data(data, self.device).set_require_grad(false)
+        let param = Param::from_data(data, self.device).set_require_grad(self.origins.is_some());
+        if let Some(origins) = &self.origins {
+            origins.borrow_mut().push(ParamOrigin {
+                id: param.id,
+                name: format!("{}{name}", self.prefix),
+                transposed,
+                shape: shape.to_vec(),
+            });
+        }
+        param
     }
 
     /// PyTorch's `nn.Linear` (`weight` `[out, in]`, `bias` `[out]`) as burn's (`[in, out]`).
@@ -68,14 +106,14 @@ impl<'a> Loader<'a> {
     }
 
     pub fn linear_named(&mut self, weight: &str, bias: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-        let weight = self.host(weight, &[d_out, d_in])?.transposed();
-        Ok(Linear { weight: self.upload(weight), bias: Some(self.param(bias, [d_out])?) })
+        let matrix = self.host(weight, &[d_out, d_in])?.transposed();
+        Ok(Linear { weight: self.upload(weight, matrix, true, &[d_out, d_in]), bias: Some(self.param(bias, [d_out])?) })
     }
 
     /// A matrix used as `x @ matrix` (open_clip's `proj`, `text_projection`), bias-free.
     pub fn projection(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let weight = self.host(name, &[d_in, d_out])?;
-        Ok(Linear { weight: self.upload(weight), bias: None })
+        Ok(Linear { weight: self.upload(name, weight, false, &[d_in, d_out]), bias: None })
     }
 
     pub fn layer_norm(&mut self, width: usize) -> Result<LayerNorm> {

@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 pub use config::{ClipConfig, TextConfig, VisionConfig};
-pub use loader::{Loader, WeightSource};
+pub use loader::{Loader, ParamOrigin, WeightSource};
 use text::TextTransformer;
 use vision::VisionTransformer;
 
@@ -40,6 +40,61 @@ impl Clip {
             image_size: config.vision.image_size,
             context_length: config.text.context_length,
         })
+    }
+
+    /// Builds a model to train: its parameters require gradients, and the returned origins
+    /// say which open_clip tensor each came from (for `export`).
+    pub fn trainable(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<(Self, Vec<ParamOrigin>)> {
+        config.validate()?;
+        let origins = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut w = Loader::trainable(source, device, origins.clone());
+        let clip = Self {
+            visual: VisionTransformer::load(&mut w.at("visual"), config)?,
+            text: TextTransformer::load(&mut w, config)?,
+            image_size: config.vision.image_size,
+            context_length: config.text.context_length,
+        };
+        drop(w);
+        let origins = std::rc::Rc::try_unwrap(origins).expect("the loader is gone").into_inner();
+        Ok((clip, origins))
+    }
+
+    /// The weights under open_clip's names, in open_clip's layouts (reads every parameter
+    /// back synchronously: for native training tools).
+    pub fn export(&self, origins: &[ParamOrigin]) -> Result<crate::weights::tensors::TensorMap> {
+        struct Collect<'a> {
+            origins: std::collections::HashMap<burn::module::ParamId, &'a ParamOrigin>,
+            out: crate::weights::tensors::TensorMap,
+            failed: Option<String>,
+        }
+        impl burn::module::ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let Some(origin) = self.origins.get(&param.id) else { return };
+                let value = param.val();
+                let dims = value.dims().to_vec();
+                match value.into_data().try_into_vec_as::<f32>() {
+                    Ok(data) => {
+                        let mut tensor = crate::weights::tensors::HostTensor::new(dims, data);
+                        if origin.transposed {
+                            tensor = tensor.transposed();
+                        }
+                        tensor.shape = origin.shape.clone();
+                        self.out.insert(origin.name.clone(), tensor);
+                    }
+                    Err(e) => self.failed = Some(format!("{}: {e:?}", origin.name)),
+                }
+            }
+        }
+        let mut collect = Collect {
+            origins: origins.iter().map(|o| (o.id, o)).collect(),
+            out: Default::default(),
+            failed: None,
+        };
+        self.visit(&mut collect);
+        match collect.failed {
+            Some(why) => Err(Error::Readback(why)),
+            None => Ok(collect.out),
+        }
     }
 
     pub fn image_size(&self) -> usize {

@@ -33,7 +33,7 @@ impl VisionTransformer {
         // order, the order `patches` flattens each patch in.
         let conv = w.host("conv1.weight", &[v.width, 3, p, p])?;
         let flat = crate::weights::tensors::HostTensor::new(vec![v.width, patch_len], conv.data);
-        let patch_embedding = Linear { weight: w.upload(flat.transposed()), bias: None };
+        let patch_embedding = Linear { weight: w.upload("conv1.weight", flat.transposed(), true, &[v.width, 3, p, p]), bias: None };
         let tokens = config.grid() * config.grid() + 1;
         let mut blocks = Vec::with_capacity(v.layers);
         for i in 0..v.layers {

@@ -6,7 +6,10 @@
 use std::io::Read;
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::wordpiece::WordPiece;
 use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use tokenizers::normalizers::replace::ReplacePattern;
 use tokenizers::normalizers::{Lowercase, NFC, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -80,33 +83,62 @@ pub fn clip_tokenizer_json() -> Result<Vec<u8>> {
         .map_err(|e| Error::Invalid(format!("the word pattern: {e}")))?;
     let whitespace = Replace::new(ReplacePattern::Regex(r"\s+".into()), " ")
         .map_err(|e| Error::Invalid(format!("the white-space pattern: {e}")))?;
-    let template = TemplateProcessing::builder()
-        .try_single(format!("{START_OF_TEXT} $A {END_OF_TEXT}"))
-        .and_then(|t| t.try_pair(format!("{START_OF_TEXT} $A {END_OF_TEXT} $B {END_OF_TEXT}")))
-        .map_err(|e| Error::Invalid(format!("the token template: {e}")))?
-        .special_tokens(vec![(START_OF_TEXT, start), (END_OF_TEXT, end)])
-        .build()
-        .map_err(|e| Error::Invalid(format!("the token template: {e}")))?;
-
     // The normalizer and pre-tokenizers make the file usable on its own by other
     // `tokenizers` users; this crate cleans text first (tokenizer::clean), which the
     // normalizer then leaves unchanged.
-    let mut tokenizer = TokenizerBuilder::new()
+    let tokenizer = TokenizerBuilder::new()
         .with_model(bpe)
         .with_normalizer(Some(NormalizerSequence::new(vec![NFC.into(), whitespace.into(), Lowercase.into()])))
         .with_pre_tokenizer(Some(PreTokenizerSequence::new(vec![
             PreTokenizerWrapper::Split(split),
             PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
         ])))
-        .with_post_processor(Some(template))
+        .with_post_processor(Some(start_end_template(start, end)?))
         .with_decoder(Some(ByteLevelDecoder::default()))
         .build()
         .map_err(|e| Error::Invalid(format!("building the tokenizer: {e}")))?;
-    tokenizer.add_special_tokens(&[
-        AddedToken::from(START_OF_TEXT, true),
-        AddedToken::from(END_OF_TEXT, true),
-    ]);
-    let json = tokenizers::Tokenizer::from(tokenizer)
+    finish(tokenizer.into())
+}
+
+/// A word-level tokenizer for a closed vocabulary (the Shapes world's captions): the two
+/// special tokens, `<unk>` for any other word, then `words`; white space and punctuation
+/// split words, and text is lower-cased (after the same cleaning as CLIP's).
+pub fn word_tokenizer_json(words: &[String]) -> Result<Vec<u8>> {
+    let mut tokens = vec![START_OF_TEXT.to_string(), END_OF_TEXT.to_string(), UNKNOWN.to_string()];
+    tokens.extend(words.iter().cloned());
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let model = WordLevel::builder()
+        .vocab(vocab)
+        .unk_token(UNKNOWN.into())
+        .build()
+        .map_err(|e| Error::Invalid(format!("building the word model: {e}")))?;
+    let tokenizer = TokenizerBuilder::new()
+        .with_model(model)
+        .with_normalizer(Some(Lowercase))
+        .with_pre_tokenizer(Some(Whitespace {}))
+        .with_post_processor(Some(start_end_template(0, 1)?))
+        .with_decoder(Some(WordPiece::default()))
+        .build()
+        .map_err(|e| Error::Invalid(format!("building the tokenizer: {e}")))?;
+    finish(tokenizer.into())
+}
+
+const UNKNOWN: &str = "<unk>";
+
+/// Start and end tokens around each text, as CLIP frames its prompts.
+fn start_end_template(start: u32, end: u32) -> Result<TemplateProcessing> {
+    TemplateProcessing::builder()
+        .try_single(format!("{START_OF_TEXT} $A {END_OF_TEXT}"))
+        .and_then(|t| t.try_pair(format!("{START_OF_TEXT} $A {END_OF_TEXT} $B {END_OF_TEXT}")))
+        .map_err(|e| Error::Invalid(format!("the token template: {e}")))?
+        .special_tokens(vec![(START_OF_TEXT, start), (END_OF_TEXT, end)])
+        .build()
+        .map_err(|e| Error::Invalid(format!("the token template: {e}")))
+}
+
+fn finish(mut tokenizer: tokenizers::Tokenizer) -> Result<Vec<u8>> {
+    tokenizer.add_special_tokens(&[AddedToken::from(START_OF_TEXT, true), AddedToken::from(END_OF_TEXT, true)]);
+    let json = tokenizer
         .to_string(false)
         .map_err(|e| Error::Invalid(format!("serialising the tokenizer: {e}")))?;
     Ok(json.into_bytes())

@@ -1,0 +1,261 @@
+//! The evaluation behind docs/shapes.md: how well the judge reads clean pictures, how well
+//! each model retrieves captions zero-shot, and what the judge sees in pictures each model
+//! paints for held-out prompts.
+
+use std::rc::Rc;
+
+use super::judge::{Judge, Verdict};
+use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
+use crate::engine::Model;
+use crate::generate::{Generator, Init, Settings};
+use crate::pixels::Pixels;
+use crate::rng::Rng;
+use crate::Result;
+
+/// The attributes the judge reads, in the order tables list them.
+pub const ATTRIBUTES: [&str; 5] = ["colour", "shape", "background", "place", "size"];
+
+/// Per-attribute accuracy, as counts.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub right: [usize; 5],
+    pub total: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, right: [bool; 5]) {
+        for (r, ok) in self.right.iter_mut().zip(right) {
+            *r += usize::from(ok);
+        }
+        self.total += 1;
+    }
+
+    pub fn percent(&self, attribute: usize) -> f64 {
+        100.0 * self.right[attribute] as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Which attributes of `scene`'s (single) object the verdict gets right.
+pub fn score(scene: &Scene, verdict: &Verdict) -> [bool; 5] {
+    let o = &scene.objects[0];
+    [
+        verdict.color == Some(o.color),
+        verdict.shape == Some(o.shape),
+        verdict.background == scene.background,
+        verdict.place == Some(o.place),
+        verdict.size == Some(o.size),
+    ]
+}
+
+/// Held-out single-object scenes whose captions name every attribute.
+pub fn held_out_scenes(count: usize, seed: u64) -> Vec<Scene> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|_| {
+            let mut scene = Scene::random(&mut rng, true);
+            scene.says_size = true;
+            scene.says_place = true;
+            scene.says_background = true;
+            scene
+        })
+        .collect()
+}
+
+/// The judge on clean renders of held-out scenes.
+pub fn judge_accuracy(judge: &Judge, scenes: &[Scene], size: usize) -> Tally {
+    let mut tally = Tally::default();
+    for scene in scenes {
+        tally.add(score(scene, &judge.judge(&scene.render(size))));
+    }
+    tally
+}
+
+/// Zero-shot retrieval: for each attribute, the caption with the true value must score above
+/// the same caption with every other value.
+pub async fn zero_shot(model: &Model, scenes: &[Scene]) -> Result<Tally> {
+    let mut tally = Tally::default();
+    let size = model.image_size();
+    for scene in scenes {
+        let image = model.embed_image(&scene.render(size)).await?;
+        let mut right = [false; 5];
+        for (attribute, slot) in right.iter_mut().enumerate() {
+            let variants = variants(scene, attribute);
+            let mut best = (f32::NEG_INFINITY, false);
+            for (variant, truth) in variants {
+                let text = model.embed_text(&variant.caption()).await?;
+                let cos = cosine(&image, &text);
+                if cos > best.0 {
+                    best = (cos, truth);
+                }
+            }
+            *slot = best.1;
+        }
+        tally.add(right);
+    }
+    Ok(tally)
+}
+
+/// The scene with one attribute set to each of its values (and whether that one is true).
+fn variants(scene: &Scene, attribute: usize) -> Vec<(Scene, bool)> {
+    let with = |f: &dyn Fn(&mut Scene)| {
+        let mut s = scene.clone();
+        f(&mut s);
+        s
+    };
+    let o = scene.objects[0];
+    let all: Vec<Scene> = match attribute {
+        0 => (0..COLORS.len()).filter(|&c| c != scene.background).map(|c| with(&|s| s.objects[0].color = c)).collect(),
+        1 => SHAPES.iter().map(|&sh| with(&|s| s.objects[0].shape = sh)).collect(),
+        2 => (0..COLORS.len()).filter(|&c| c != o.color).map(|c| with(&|s| s.background = c)).collect(),
+        3 => PLACES.iter().map(|&p| with(&|s| s.objects[0].place = p)).collect(),
+        _ => SIZES.iter().map(|&z| with(&|s| s.objects[0].size = z)).collect(),
+    };
+    all.into_iter().map(|s| {
+        let truth = s == *scene;
+        (s, truth)
+    }).collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+/// How the evaluation paints: fewer views than the paper's 32 + 32 (hundreds of pictures must
+/// fit a CPU); docs/shapes.md gives the figures for each recipe it was run with.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipe {
+    pub steps: usize,
+    pub global_views: usize,
+    pub patch_views: usize,
+    pub learning_rate: f32,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.0175 }
+    }
+}
+
+pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
+    let mut s = Settings::paper(prompt, 64);
+    s.steps = recipe.steps;
+    s.global_views = recipe.global_views;
+    s.patch_views = recipe.patch_views;
+    s.learning_rate = recipe.learning_rate;
+    s.seed = seed;
+    s.init = Init::Noise { candidates: 8 };
+    s
+}
+
+/// Paints `prompt` with `model`; returns the picture (the paper's output: lowest global loss).
+pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) -> Result<Pixels> {
+    let mut generator = Generator::new(model.clone(), settings(prompt, seed, recipe)).await?;
+    while !generator.is_done() {
+        generator.step().await?;
+    }
+    Ok(generator.best().clone())
+}
+
+/// What `report` measures.
+pub struct Options {
+    pub prompts: usize,
+    pub seeds: u64,
+    pub recipe: Recipe,
+    pub judge_scenes: usize,
+    /// Rows of the image grid.
+    pub grid_rows: usize,
+}
+
+/// Runs the whole evaluation; returns docs/shapes.md's tables (markdown) and the image grid
+/// (rows of: the prompt's clean render, the plain model's painting, the robust model's).
+pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> Result<(String, Pixels)> {
+    let judge = Judge::new();
+    let mut md = String::new();
+    let size = robust.image_size();
+
+    let judged = judge_accuracy(&judge, &held_out_scenes(options.judge_scenes, 11), size);
+    md += &format!("### The judge on {} clean held-out renders\n\n", judged.total);
+    md += &table(&[("judge", &judged)]);
+
+    let scenes = held_out_scenes(options.judge_scenes.min(200), 12);
+    let plain_zero = zero_shot(&plain, &scenes).await?;
+    let robust_zero = zero_shot(&robust, &scenes).await?;
+    md += &format!(
+        "\n### Zero-shot retrieval on {} clean held-out renders\n\nFor each attribute, the caption with the true value against the same caption with every other value.\n\n",
+        scenes.len()
+    );
+    md += &table(&[("plain", &plain_zero), ("robust", &robust_zero)]);
+
+    let prompts = held_out_scenes(options.prompts, 13);
+    let mut painted = [Tally::default(), Tally::default()];
+    let mut grid_rows = Vec::new();
+    let started = std::time::Instant::now();
+    for (i, scene) in prompts.iter().enumerate() {
+        let caption = scene.caption();
+        for seed in 0..options.seeds {
+            let mut row = vec![scene.render(size)];
+            for (k, model) in [&plain, &robust].into_iter().enumerate() {
+                let picture = paint(model, &caption, seed, &options.recipe).await?;
+                painted[k].add(score(scene, &judge.judge(&picture)));
+                row.push(picture);
+            }
+            if seed == 0 && grid_rows.len() < options.grid_rows {
+                grid_rows.push((caption.clone(), row));
+            }
+        }
+        eprintln!("painted {}/{} prompts ({:.0} s)", i + 1, prompts.len(), started.elapsed().as_secs_f64());
+    }
+    let r = &options.recipe;
+    md += &format!(
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts; the rest as the paper.\n\n",
+        prompts.len(),
+        options.seeds,
+        r.steps,
+        r.global_views,
+        r.patch_views,
+        r.learning_rate
+    );
+    md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
+    md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";
+    for (i, (caption, _)) in grid_rows.iter().enumerate() {
+        md += &format!("| {} | {caption} |\n", i + 1);
+    }
+    let grid = grid(&grid_rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(), 2);
+    Ok((md, grid))
+}
+
+fn table(rows: &[(&str, &Tally)]) -> String {
+    let mut md = format!("| | {} |\n| --- |{}\n", ATTRIBUTES.join(" | "), " --- |".repeat(ATTRIBUTES.len()));
+    for (name, tally) in rows {
+        let cells: Vec<String> = (0..ATTRIBUTES.len()).map(|a| format!("{:.1}%", tally.percent(a))).collect();
+        md += &format!("| {name} | {} |\n", cells.join(" | "));
+    }
+    md
+}
+
+/// Pictures in rows, each scaled up `zoom` times (nearest), 4-pixel white gutters.
+pub fn grid(rows: &[Vec<Pixels>], zoom: usize) -> Pixels {
+    let cell = rows.first().and_then(|r| r.first()).map(|p| p.height * zoom).unwrap_or(1);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(1);
+    let gutter = 4;
+    let (h, w) = (rows.len() * (cell + gutter) + gutter, columns * (cell + gutter) + gutter);
+    let mut data = vec![1.0f32; 3 * h * w];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, picture) in row.iter().enumerate() {
+            let (y0, x0) = (gutter + r * (cell + gutter), gutter + c * (cell + gutter));
+            let plane = picture.height * picture.width;
+            for y in 0..cell {
+                for x in 0..cell {
+                    let source = (y / zoom) * picture.width + x / zoom;
+                    for ch in 0..3 {
+                        data[ch * h * w + (y0 + y) * w + x0 + x] = picture.data[ch * plane + source];
+                    }
+                }
+            }
+        }
+    }
+    Pixels { height: h, width: w, data }
+}

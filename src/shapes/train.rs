@@ -1,0 +1,307 @@
+//! Training the Shapes CLIPs: contrastive pre-training from scratch on the synthetic world,
+//! then either adversarial fine-tuning (the robust twin) or the same number of clean steps
+//! (the plain twin). In Rust on burn, on the project's own model code, on the CPU.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::world::{Scene, vocabulary};
+use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig};
+use crate::rng::Rng;
+use crate::tokenizer::Tokenizer;
+use crate::weights::folder::{self, Description};
+use crate::weights::quant::Quantization;
+use crate::weights::random::RandomWeights;
+use crate::weights::tensors::TensorMap;
+use crate::{Error, Result};
+
+/// The Shapes architecture: a small ViT (64-pixel images in 8-pixel patches) and a small
+/// text transformer over the caption vocabulary.
+pub fn config(vocab_size: usize) -> ClipConfig {
+    ClipConfig {
+        embed_dim: 64,
+        vision: VisionConfig { image_size: 64, patch_size: 8, width: 128, layers: 4, heads: 4, mlp_width: 512 },
+        text: TextConfig { context_length: 16, vocab_size, width: 128, layers: 3, heads: 4, mlp_width: 512 },
+        quick_gelu: false,
+    }
+}
+
+pub fn tokenizer_json() -> Result<Vec<u8>> {
+    crate::tokenizer::vocab::word_tokenizer_json(&vocabulary())
+}
+
+/// The file in a checkpoint folder that records how far training got.
+const PROGRESS: &str = "training.json";
+
+/// How a run trains.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub seed: u64,
+    pub batch: usize,
+    pub learning_rate: f64,
+    /// Clean contrastive steps from scratch.
+    pub pretrain_steps: usize,
+    /// Steps after pre-training: adversarial for the robust twin, clean for the plain one.
+    pub finetune_steps: usize,
+    /// L-infinity budget of the adversarial images (None: the plain twin).
+    pub epsilon: Option<f32>,
+    /// Temperature of the contrastive softmax (CLIP's initial 0.07).
+    pub temperature: f32,
+}
+
+/// The state of a run: the model, its optimiser and the step it is at.
+pub struct Trainer {
+    pub plan: Plan,
+    pub config: ClipConfig,
+    tokenizer: Tokenizer,
+    tokenizer_json: Vec<u8>,
+    device: Device,
+    model: Clip,
+    origins: Vec<ParamOrigin>,
+    optimizer: burn::optim::ModuleOptimizer,
+    pub step: usize,
+}
+
+impl Trainer {
+    /// A fresh model (random weights from the plan's seed).
+    pub fn new(plan: Plan) -> Result<Self> {
+        let tokenizer_json = tokenizer_json()?;
+        let config = config(vocabulary().len() + 3);
+        let device = Device::flex().autodiff();
+        let (model, origins) = Clip::trainable(&config, &mut RandomWeights::new(plan.seed), &device)?;
+        Self::with_model(plan, config, tokenizer_json, device, model, origins, 0)
+    }
+
+    /// Resumes from a checkpoint folder written by `save_checkpoint` (the optimiser's moments
+    /// start afresh; the data, drawn from the seed and the step, continues where it was).
+    pub fn resume(plan: Plan, dir: &Path) -> Result<Self> {
+        let files = folder::read(dir)?;
+        let progress = std::fs::read_to_string(dir.join(PROGRESS))
+            .map_err(|e| Error::Invalid(format!("{}: not a training checkpoint ({e})", dir.display())))?;
+        let step = serde_json::from_str::<serde_json::Value>(&progress)
+            .ok()
+            .and_then(|v| v["step"].as_u64())
+            .ok_or_else(|| Error::Invalid(format!("{}: {PROGRESS} names no step", dir.display())))? as usize;
+        let device = Device::flex().autodiff();
+        let mut weights = crate::weights::StoredWeights::parse(&files.weights)?;
+        let (model, origins) = Clip::trainable(&files.manifest.config, &mut weights, &device)?;
+        Self::with_model(plan, files.manifest.config.clone(), files.tokenizer.clone(), device, model, origins, step)
+    }
+
+    fn with_model(
+        plan: Plan,
+        config: ClipConfig,
+        tokenizer_json: Vec<u8>,
+        device: Device,
+        model: Clip,
+        origins: Vec<ParamOrigin>,
+        step: usize,
+    ) -> Result<Self> {
+        let tokenizer = Tokenizer::from_json(&tokenizer_json, config.text.context_length)?;
+        let optimizer = AdamWConfig::new().with_weight_decay(0.05).init();
+        Ok(Self { plan, config, tokenizer, tokenizer_json, device, model, origins, optimizer, step })
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.plan.pretrain_steps + self.plan.finetune_steps
+    }
+
+    /// Linear warm-up over 200 steps, then cosine decay to a tenth.
+    fn learning_rate(&self) -> f64 {
+        let total = self.total_steps().max(1) as f64;
+        let warm = (self.step as f64 + 1.0) / 200.0;
+        let progress = self.step as f64 / total;
+        let cosine = 0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.plan.learning_rate * warm.min(1.0) * cosine
+    }
+
+    /// One training step; returns its loss.
+    pub fn step(&mut self) -> Result<f32> {
+        // Each step's data depends only on the seed and the step: a resumed run sees the
+        // same data it would have seen.
+        let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
+        let scenes: Vec<Scene> = (0..self.plan.batch).map(|_| Scene::random(&mut rng, false)).collect();
+        let size = self.config.vision.image_size;
+        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(size).data).collect();
+        let images = Tensor::<4>::from_data(TensorData::new(pixels, [scenes.len(), 3, size, size]), &self.device);
+        let sequences = scenes
+            .iter()
+            .map(|s| self.tokenizer.encode(&s.caption()).map(|t| t.ids))
+            .collect::<Result<Vec<_>>>()?;
+        let targets = fit_targets(&scenes, &self.device);
+
+        let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
+        let images = match (adversarial, self.plan.epsilon) {
+            (true, Some(epsilon)) => self.attack(images, &sequences, &targets, epsilon, &mut rng)?,
+            _ => images,
+        };
+        let image_embeddings = self.model.encode_image(images)?;
+        let text_embeddings = self.model.encode_text(&sequences)?;
+        let loss = contrastive_loss(image_embeddings, text_embeddings, &targets, self.plan.temperature);
+        let value = loss.clone().into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0];
+        if !value.is_finite() {
+            return Err(Error::Device(format!("step {}: the loss is not finite", self.step)));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = self.learning_rate();
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// FGSM with a random start (Wong et al., "Fast is better than free"): from a uniform
+    /// point in the L-infinity ball, one signed-gradient step of 1.25 epsilon that increases
+    /// the image-to-text loss, projected back into the ball and into [0, 1].
+    fn attack(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
+        let texts = unit(self.model.encode_text(sequences)?.detach());
+        let dims = images.dims();
+        let start: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.range(-epsilon, epsilon)).collect();
+        let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
+        let adversarial = (images.clone() + delta.clone()).clamp(0.0, 1.0);
+        let logits = unit(self.model.encode_image(adversarial)?).matmul(texts.transpose()) / self.plan.temperature;
+        let loss = cross_entropy(logits, targets.clone());
+        let grad = delta
+            .grad(&loss.backward())
+            .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
+        let delta = (delta.detach() + grad.sign() * (1.25 * epsilon)).clamp(-epsilon, epsilon);
+        Ok((images + delta).clamp(0.0, 1.0).detach())
+    }
+
+    /// Writes the model as a model folder (f32 for checkpoints, q8 for the shipped model).
+    pub fn save(&self, dir: &Path, quantization: Quantization, name: &str, source: String) -> Result<()> {
+        let weights: TensorMap = self.model.export(&self.origins)?;
+        let description = Description {
+            name: name.to_string(),
+            license: "CC-BY-4.0".into(),
+            source,
+        };
+        folder::write(dir, &self.config, &weights, quantization, &self.tokenizer_json, description)?;
+        Ok(())
+    }
+
+    /// An f32 model folder plus `training.json` with the step reached.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        self.save(dir, Quantization::F32, "checkpoint", format!("clipag shapes training checkpoint ({:?})", self.plan))?;
+        let progress = serde_json::json!({ "step": self.step }).to_string();
+        std::fs::write(dir.join(PROGRESS), progress).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))
+    }
+}
+
+/// `targets[i][j]`: 1 where picture i fits caption j, each row normalised to sum to 1.
+fn fit_targets(scenes: &[Scene], device: &Device) -> Tensor<2> {
+    let n = scenes.len();
+    let mut data = vec![0.0f32; n * n];
+    for (i, picture) in scenes.iter().enumerate() {
+        let row = &mut data[i * n..(i + 1) * n];
+        for (j, described) in scenes.iter().enumerate() {
+            row[j] = f32::from(picture.fits(described));
+        }
+        let total: f32 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= total);
+    }
+    Tensor::from_data(TensorData::new(data, [n, n]), device)
+}
+
+fn unit(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+/// Soft-target cross-entropy over rows, averaged.
+fn cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    let log_probs = burn::tensor::activation::log_softmax(logits, 1);
+    (log_probs * targets).sum_dim(1).neg().mean()
+}
+
+/// CLIP's symmetric contrastive loss, with every fitting caption (and picture) a positive.
+fn contrastive_loss(images: Tensor<2>, texts: Tensor<2>, targets: &Tensor<2>, temperature: f32) -> Tensor<1> {
+    let logits = unit(images).matmul(unit(texts).transpose()) / temperature;
+    // Text j's positives are the pictures that fit it: the column of fits, normalised.
+    let fits = targets.clone().greater_elem(0.0).float();
+    let by_text = fits.clone().transpose() / fits.transpose().sum_dim(1);
+    (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), by_text)) / 2.0
+}
+
+/// Trains for `steps` more steps, printing progress every `report` steps and writing a
+/// checkpoint to `checkpoints` every `checkpoint_every`.
+pub fn run(trainer: &mut Trainer, until: usize, report: usize, checkpoint: Option<(&Path, usize)>) -> Result<()> {
+    let started = Instant::now();
+    let first = trainer.step;
+    let mut recent = Vec::new();
+    while trainer.step < until {
+        recent.push(trainer.step()?);
+        if trainer.step % report == 0 || trainer.step == until {
+            let mean = recent.iter().sum::<f32>() / recent.len() as f32;
+            let rate = (trainer.step - first) as f64 / started.elapsed().as_secs_f64();
+            eprintln!(
+                "step {}/{} loss {mean:.4} ({rate:.2} steps/s, {:.0} s)",
+                trainer.step,
+                trainer.total_steps(),
+                started.elapsed().as_secs_f64()
+            );
+            recent.clear();
+        }
+        if let Some((dir, every)) = checkpoint {
+            if trainer.step % every == 0 {
+                trainer.save_checkpoint(dir)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The whole recipe, one command: clean pre-training, then from that checkpoint the plain
+/// twin (more clean steps) and the robust twin (adversarial steps), each written as a q8
+/// model folder under `out` (`shapes-plain`, `shapes-robust`). Every phase checkpoints
+/// under `checkpoints` and a rerun resumes the phase it stopped in.
+pub fn twins(plan: &Plan, out: &Path, checkpoints: &Path, checkpoint_every: usize) -> Result<()> {
+    let pre_dir = checkpoints.join("pretrain");
+    let done = |dir: &Path, step: usize| -> bool {
+        std::fs::read_to_string(dir.join(PROGRESS))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["step"].as_u64())
+            .is_some_and(|s| s as usize >= step)
+    };
+    let start = |dir: &Path, fallback: &Path, plan: Plan| -> Result<Trainer> {
+        if dir.join(PROGRESS).is_file() {
+            eprintln!("resuming from {}", dir.display());
+            Trainer::resume(plan, dir)
+        } else if fallback.join(PROGRESS).is_file() {
+            Trainer::resume(plan, fallback)
+        } else {
+            Trainer::new(plan)
+        }
+    };
+    let pre_plan = Plan { epsilon: None, ..plan.clone() };
+    if !done(&pre_dir, plan.pretrain_steps) {
+        eprintln!("pre-training: {} clean steps", plan.pretrain_steps);
+        let mut trainer = start(&pre_dir, &pre_dir, pre_plan)?;
+        run(&mut trainer, plan.pretrain_steps, 50, Some((&pre_dir, checkpoint_every)))?;
+        trainer.save_checkpoint(&pre_dir)?;
+    }
+    let total = plan.pretrain_steps + plan.finetune_steps;
+    for (name, epsilon) in [("shapes-plain", None), ("shapes-robust", plan.epsilon)] {
+        let dir = checkpoints.join(name);
+        let twin = Plan { epsilon, ..plan.clone() };
+        let mut trainer = start(&dir, &pre_dir, twin)?;
+        let kind = match epsilon {
+            Some(e) => format!("adversarial (FGSM with random start, L-inf {:.4} = {:.1}/255)", e, e * 255.0),
+            None => "clean".to_string(),
+        };
+        eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
+        run(&mut trainer, total, 50, Some((&dir, checkpoint_every)))?;
+        trainer.save_checkpoint(&dir)?;
+        let source = format!(
+            "trained by `clipag shapes train` from seed {}: {} clean contrastive steps, then {} {kind} steps, batch {}",
+            plan.seed, plan.pretrain_steps, plan.finetune_steps, plan.batch
+        );
+        let title = if epsilon.is_some() { "Shapes (robust)" } else { "Shapes (plain)" };
+        trainer.save(&out.join(name), Quantization::Q8, title, source)?;
+        eprintln!("wrote {}", out.join(name).display());
+    }
+    Ok(())
+}
