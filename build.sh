@@ -46,12 +46,12 @@ setup_wasm_toolchain() {
   if command -v rustup >/dev/null &&
      rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     WASM_ENV=(RUSTFLAGS="$WASM_RUSTFLAGS")
-    WASM_CARGO=(cargo build --release --lib --target wasm32-unknown-unknown)
+    WASM_CARGO=(cargo build --profile wasm-release --lib --target wasm32-unknown-unknown)
   elif command -v apt-get >/dev/null || [ -x /usr/bin/cargo ]; then
     apt_install rustc-web cargo-web rust-web-src lld-19
     WASM_ENV=(PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$WASM_RUSTFLAGS"
               CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld)
-    WASM_CARGO=(/usr/bin/cargo build --release --lib --target wasm32-unknown-unknown
+    WASM_CARGO=(/usr/bin/cargo build --profile wasm-release --lib --target wasm32-unknown-unknown
                 -Zbuild-std=std,panic_abort)
   else
     die "no Rust for wasm32: run 'rustup target add wasm32-unknown-unknown'"
@@ -109,11 +109,22 @@ build_site() {
   rm -rf "$staging"
   mkdir -p "$staging/pkg"
   wasm-bindgen --target web --no-typescript --out-dir "$staging/pkg" \
-    "$WASM_TARGET_DIR/wasm32-unknown-unknown/release/clipag.wasm"
+    "$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/clipag.wasm"
   shrink_wasm "$staging/pkg/clipag_bg.wasm" "$staging/pkg/clipag_bg.wasm.opt"
   mv "$staging/pkg/clipag_bg.wasm.opt" "$staging/pkg/clipag_bg.wasm"
   cp index.html "$staging/"
   cp -r www "$staging/"
+  # The built-in models, and their list for the page's picker.
+  mkdir -p "$staging/models"
+  cp models/index.json "$staging/models/"
+  for model in $(sed -n 's/.*"path": *"models\/\([^"\/]*\)\/".*/\1/p' models/index.json); do
+    cp -r "models/$model" "$staging/models/"
+  done
+  # The service worker lives at the site's root (its scope) and names its cache after the
+  # shell's contents, so each build replaces the last.
+  local version
+  version=$(cat "$staging"/index.html "$staging"/www/* "$staging"/pkg/* "$staging"/models/index.json | sha256sum | cut -c1-16)
+  sed "s/^const VERSION = 'development';/const VERSION = '$version';/" www/sw.js > "$staging/sw.js"
   rm -rf "$DIST"
   mv "$staging" "$DIST"
   log "site written to $DIST/ (wasm: $(du -h "$DIST/pkg/clipag_bg.wasm" | cut -f1))"

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cosine, native, openPage, readSafetensors, relativeError, row, waitForState } from './harness.mjs';
+import { cosine, loadEngine, native, openPage, readSafetensors, relativeError, row } from './harness.mjs';
 
 const TINY = '../shared/fixtures/tiny-clip';
 const reference = readSafetensors(readFileSync(join(TINY, 'reference.safetensors')));
@@ -23,10 +23,10 @@ before(() => {
 /** Loads `folder` in the page on WebGPU; returns embeddings and gradients for the fixture. */
 async function computeInPage(t, folder) {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
-  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  await loadEngine(page);
   const images = [0, 1, 2].map((i) => row(reference.images, i));
   return page.evaluate(async ({ folder, prompts, images }) => {
-    const { Model } = await import('/pkg/clipag.js');
+    const { Model } = window.engine;
     const base = `/test-models/${folder}/`;
     const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
     const manifest = await (await fetch(base + 'manifest.json')).text();
@@ -77,9 +77,9 @@ test('q8 model on WebGPU stays close to open_clip', async (t) => {
 
 test('a corrupt model folder is refused with a message', async (t) => {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
-  await waitForState(page, ['done', 'error']);
+  await loadEngine(page);
   const message = await page.evaluate(async () => {
-    const { Model } = await import('/pkg/clipag.js');
+    const { Model } = window.engine;
     const base = '/test-models/tiny-q8/';
     const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
     const weights = await bytes('weights.safetensors');

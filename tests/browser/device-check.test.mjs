@@ -8,9 +8,8 @@ import { nativeJson, openPage, relativeError, waitForState } from './harness.mjs
 const native = nativeJson(['check', '--backend', 'cpu']);
 
 test('WebGPU in the page computes the gradient native code computes', async (t) => {
-  const page = await openPage(t, '?backend=gpu');
-  const state = await waitForState(page, ['done', 'error']);
-  assert.equal(state, 'done', await page.textContent('#status'));
+  const page = await openPage(t, '?check=1');
+  assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
 
   const report = await page.evaluate(() => window.clipagCheck);
   t.diagnostic(`adapter: ${JSON.stringify(report.device)}`);
@@ -27,15 +26,15 @@ test('WebGPU in the page computes the gradient native code computes', async (t) 
 });
 
 test('without WebGPU the page says why and the CPU fallback works', async (t) => {
-  const page = await openPage(t, '', {
+  const page = await openPage(t, '?check=1', {
     // A browser without WebGPU has no navigator.gpu at all.
     before: (page) => page.addInitScript(() => delete Navigator.prototype.gpu),
   });
-  assert.equal(await waitForState(page, ['done', 'error']), 'error');
+  assert.equal(await waitForState(page, ['idle', 'error']), 'error');
   assert.match(await page.textContent('#status'), /does not offer WebGPU/);
 
-  await page.getByRole('button', { name: 'Run on the CPU instead' }).click();
-  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  await page.getByRole('button', { name: 'Use the CPU instead' }).click();
+  assert.equal(await waitForState(page, ['idle']), 'idle', await page.textContent('#status'));
   const report = await page.evaluate(() => window.clipagCheck);
   assert.equal(report.device.backend, 'cpu');
   assert.ok(relativeError(report.grad, native.grad) <= 1e-5);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native, openPage, waitForState } from './harness.mjs';
+import { loadEngine, native, openPage } from './harness.mjs';
 
 const TINY = '../shared/fixtures/tiny-clip';
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-generate-'));
@@ -27,7 +27,7 @@ function nativeTrajectory() {
 
 async function loadModel(page) {
   return page.evaluate(async () => {
-    const { Model } = await import('/pkg/clipag.js');
+    const { Model } = window.engine;
     const base = '/test-models/tiny/';
     const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
     window.model = await Model.load(await (await fetch(base + 'manifest.json')).text(), await bytes('weights.safetensors'), await bytes('tokenizer.json'), 'gpu');
@@ -37,7 +37,7 @@ async function loadModel(page) {
 test('the page and native code paint the same trajectory', async (t) => {
   const expected = nativeTrajectory();
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
-  assert.equal(await waitForState(page, ['done', 'error']), 'done');
+  await loadEngine(page);
   await loadModel(page);
   const browser = await page.evaluate(async (request) => {
     const generator = await window.model.generator(request);
@@ -60,7 +60,7 @@ test('the page and native code paint the same trajectory', async (t) => {
 
 test('invalid settings are refused before any work', async (t) => {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
-  await waitForState(page, ['done', 'error']);
+  await loadEngine(page);
   await loadModel(page);
   const messages = await page.evaluate(async () => {
     const out = [];

@@ -40,6 +40,20 @@ export async function openPage(t, path = '', { before, mounts } = {}) {
   return page;
 }
 
+/**
+ * Initialises the engine (the wasm module) in the page's own thread, for tests that call its
+ * API directly; resolves once `window.engine` holds the module's exports.
+ */
+export async function loadEngine(page) {
+  await page.evaluate(async () => {
+    const engine = await import('/pkg/clipag.js');
+    const { installWebGpuShim } = await import('/www/webgpu-shim.js');
+    installWebGpuShim();
+    await engine.default();
+    window.engine = engine;
+  });
+}
+
 /** Waits until `document.body.dataset.state` is one of `states`; returns it. */
 export async function waitForState(page, states, timeout = 180_000) {
   await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state), states, {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native, openPage, waitForState } from './harness.mjs';
+import { loadEngine, native, openPage } from './harness.mjs';
 
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-vit-'));
 
@@ -21,9 +21,9 @@ before(() => {
 
 test('ViT-B/32 at q8 loads and computes a pixel gradient on WebGPU', async (t) => {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
-  assert.equal(await waitForState(page, ['done', 'error']), 'done');
+  await loadEngine(page);
   const result = await page.evaluate(async () => {
-    const { Model, memoryBytes } = await import('/pkg/clipag.js');
+    const { Model, memoryBytes } = window.engine;
     const base = '/test-models/vit-b-32/';
     const t0 = performance.now();
     const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());

@@ -1,0 +1,146 @@
+// Where models come from (the built-in list, a folder URL on this site, a folder from disk),
+// how their files arrive (streamed, with progress), are checked (size and sha256 against the
+// manifest, before anything is kept) and are kept (the Cache API, so a second visit starts
+// at once and works offline).
+
+const CACHE = 'clipag-models-v1';
+const FILES = ['weights.safetensors', 'tokenizer.json'];
+
+/** The built-in models: `[{ id, name, path, description }]` from models/index.json. */
+export async function builtInModels() {
+  const response = await fetch(new URL('../models/index.json', import.meta.url));
+  if (!response.ok) throw new Error(`the list of built-in models could not be read (${response.status})`);
+  return response.json();
+}
+
+async function sha256(buffer) {
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Checks a file's bytes against the manifest, as the engine will, so bad bytes are never cached. */
+async function verify(manifest, name, buffer) {
+  const entry = manifest.files?.[name];
+  if (!entry) throw new Error(`manifest.json lists no ${name}`);
+  if (buffer.byteLength !== entry.bytes) {
+    throw new Error(`${name} is ${buffer.byteLength} bytes but the manifest says ${entry.bytes}: the download is incomplete or the file was replaced`);
+  }
+  const hash = await sha256(buffer);
+  if (hash !== entry.sha256) throw new Error(`${name} does not match its sha256 in the manifest: the file is corrupt`);
+}
+
+/** Reads a response's body, reporting `{ file, loaded, total, bytesPerSecond }` as it streams. */
+async function readWithProgress(response, file, total, onProgress) {
+  const started = performance.now();
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    const seconds = (performance.now() - started) / 1000;
+    onProgress({ file, loaded, total, bytesPerSecond: seconds > 0 ? loaded / seconds : 0 });
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes.buffer;
+}
+
+/**
+ * Fetches a model folder at `base` (a URL ending in '/'): from the cache when it is there
+ * whole, else from the network, verified, then cached. Resolves to
+ * `{ manifest (text), weights, tokenizer (ArrayBuffers), fromCache }`.
+ */
+/** The models' cache, or null where the browser has none (an insecure origin) or refuses it. */
+async function openCache() {
+  if (!globalThis.caches) return null;
+  return caches.open(CACHE).catch(() => null);
+}
+
+export async function fetchModel(base, onProgress = () => {}) {
+  const cache = await openCache();
+  const url = (name) => new URL(name, base).href;
+  const cached = cache ? await Promise.all(['manifest.json', ...FILES].map((name) => cache.match(url(name)))) : [];
+  if (cache && cached.every(Boolean)) {
+    const [manifest, weights, tokenizer] = await Promise.all([
+      cached[0].text(),
+      cached[1].arrayBuffer(),
+      cached[2].arrayBuffer(),
+    ]);
+    return { manifest, weights, tokenizer, fromCache: true };
+  }
+  const manifestResponse = await fetch(url('manifest.json'), { cache: 'no-store' });
+  if (!manifestResponse.ok) throw new Error(`no model at ${base}: manifest.json answered ${manifestResponse.status}`);
+  const manifestText = await manifestResponse.text();
+  let manifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch {
+    throw new Error(`${url('manifest.json')} is not JSON`);
+  }
+  const buffers = {};
+  for (const name of FILES) {
+    const response = await fetch(url(name), { cache: 'no-store' });
+    if (!response.ok) throw new Error(`${name} could not be downloaded (${response.status})`);
+    buffers[name] = await readWithProgress(response, name, manifest.files?.[name]?.bytes ?? 0, onProgress);
+    await verify(manifest, name, buffers[name]);
+  }
+  // Everything arrived whole: keep it, the manifest last (a model is listed as cached only
+  // when all three files are). Failing to keep it (storage full) costs the next visit a
+  // download, not this one its model.
+  if (cache) {
+    try {
+      for (const name of FILES) await cache.put(url(name), new Response(buffers[name]));
+      await cache.put(url('manifest.json'), new Response(manifestText, { headers: { 'Content-Type': 'application/json' } }));
+    } catch (error) {
+      console.warn(`${base} could not be kept for offline use: ${error.message}`);
+      await removeCachedModel(base).catch(() => {});
+    }
+  }
+  return { manifest: manifestText, weights: buffers[FILES[0]], tokenizer: buffers[FILES[1]], fromCache: false };
+}
+
+/** A model folder picked from disk (its three files), verified like a download. */
+export async function readModelFiles(fileList) {
+  const byName = new Map([...fileList].map((file) => [file.name, file]));
+  for (const name of ['manifest.json', ...FILES]) {
+    if (!byName.has(name)) throw new Error(`the chosen folder has no ${name}`);
+  }
+  const manifestText = await byName.get('manifest.json').text();
+  const manifest = JSON.parse(manifestText);
+  const buffers = {};
+  for (const name of FILES) {
+    buffers[name] = await byName.get(name).arrayBuffer();
+    await verify(manifest, name, buffers[name]);
+  }
+  return { manifest: manifestText, weights: buffers[FILES[0]], tokenizer: buffers[FILES[1]], fromCache: false };
+}
+
+/** The cached models: `[{ base, name, bytes }]`. */
+export async function cachedModels() {
+  const cache = await openCache();
+  if (!cache) return [];
+  const keys = await cache.keys();
+  const urls = new Set(keys.map((r) => r.url));
+  const out = [];
+  for (const request of keys.filter((r) => r.url.endsWith('/manifest.json'))) {
+    const base = request.url.slice(0, -'manifest.json'.length);
+    if (!FILES.every((name) => urls.has(base + name))) continue;
+    const manifest = await (await cache.match(request)).json();
+    const bytes = Object.values(manifest.files ?? {}).reduce((sum, f) => sum + (f.bytes ?? 0), 0);
+    out.push({ base, name: manifest.name, bytes });
+  }
+  return out;
+}
+
+export async function removeCachedModel(base) {
+  const cache = await openCache();
+  if (!cache) return;
+  await Promise.all(['manifest.json', ...FILES].map((name) => cache.delete(new URL(name, base).href)));
+}

@@ -1,0 +1,76 @@
+// The live plot of each step's score: an SVG line, the best step marked, axes that grow with
+// the run (the box itself never changes size, so nothing on the page moves while painting).
+
+const NS = 'http://www.w3.org/2000/svg';
+const W = 300;
+const H = 120;
+const PAD = 6;
+
+export class ScorePlot {
+  constructor(svg) {
+    this.svg = svg;
+    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    this.series = [];
+  }
+
+  /** Starts a new series (one per model in compare mode). */
+  add(label, color) {
+    const line = document.createElementNS(NS, 'polyline');
+    line.setAttribute('fill', 'none');
+    line.setAttribute('stroke', color);
+    line.setAttribute('stroke-width', '2');
+    line.setAttribute('vector-effect', 'non-scaling-stroke');
+    const best = document.createElementNS(NS, 'circle');
+    best.setAttribute('r', '4');
+    best.setAttribute('fill', color);
+    best.setAttribute('visibility', 'hidden');
+    this.svg.append(line, best);
+    const series = { label, line, best, points: [], bestStep: -1 };
+    this.series.push(series);
+    return series;
+  }
+
+  clear() {
+    for (const s of this.series) {
+      s.line.remove();
+      s.best.remove();
+    }
+    this.series = [];
+  }
+
+  push(series, step, score, bestStep) {
+    if (!Number.isFinite(score)) return; // a lost score must not blank the whole plot
+    series.points.push([step, score]);
+    series.bestStep = bestStep;
+    this.draw();
+  }
+
+  draw() {
+    const all = this.series.flatMap((s) => s.points);
+    if (all.length === 0) return;
+    const maxStep = Math.max(1, ...all.map((p) => p[0]));
+    const scores = all.map((p) => p[1]);
+    let lo = Math.min(...scores);
+    let hi = Math.max(...scores);
+    if (hi - lo < 1e-3) {
+      lo -= 0.01;
+      hi += 0.01;
+    }
+    const x = (step) => PAD + ((W - 2 * PAD) * step) / maxStep;
+    const y = (score) => H - PAD - ((H - 2 * PAD) * (score - lo)) / (hi - lo);
+    for (const s of this.series) {
+      s.line.setAttribute('points', s.points.map(([step, score]) => `${x(step).toFixed(1)},${y(score).toFixed(1)}`).join(' '));
+      const best = s.points.find(([step]) => step === s.bestStep);
+      if (best) {
+        s.best.setAttribute('cx', x(best[0]).toFixed(1));
+        s.best.setAttribute('cy', y(best[1]).toFixed(1));
+        s.best.setAttribute('visibility', 'visible');
+      }
+    }
+    this.svg.dataset.points = JSON.stringify(this.series.map((s) => s.points));
+    this.svg.setAttribute('aria-label', this.series.map((s) => {
+      const last = s.points.at(-1);
+      return `${s.label}: step ${last[0]}, score ${last[1].toFixed(3)}`;
+    }).join('; '));
+  }
+}

@@ -1,0 +1,82 @@
+// The engine, off the page's main thread: a module worker that loads models and runs
+// generations on WebGPU (or the CPU), one step per request, so the page stays responsive and
+// decides itself when to step, pause or stop.
+//
+// Requests (each with a numeric `id`, answered by a message with the same `id`):
+//   { type: 'load', name, files: { manifest, weights, tokenizer }, backend } -> { manifest, device }
+//   { type: 'start', model, request, startImage? }  -> { run, size, score, rgba }
+//   { type: 'step', run }                           -> { report, rgba }
+//   { type: 'best', run }                           -> { png }
+//   { type: 'gif', frames, size, delay }            -> { gif }
+//   { type: 'stop', run }                           -> {}
+//   { type: 'check', backend }                      -> the device check's report
+// A failure answers { error, kind }, kind being 'device-lost', 'out-of-memory', 'fatal' (the
+// module is unusable: start a new worker) or 'error'.
+
+import init, { Model, deviceCheck, encodeGif } from '../pkg/clipag.js';
+import { installWebGpuShim } from './webgpu-shim.js';
+
+installWebGpuShim();
+const ready = init();
+const models = new Map();
+const runs = new Map();
+let nextRun = 1;
+
+function kindOf(message) {
+  if (/device.*lost|lost.*device|DevicePoisoned|poison/i.test(message)) return 'device-lost';
+  if (/out of memory|OutOfMemory|allocation/i.test(message)) return 'out-of-memory';
+  // A Rust panic or a wasm trap leaves the module unusable: the page starts a new worker.
+  if (/unreachable|RuntimeError|panicked/i.test(message)) return 'fatal';
+  return 'error';
+}
+
+const handlers = {
+  async load({ name, files, backend }) {
+    const model = await Model.load(files.manifest, new Uint8Array(files.weights), new Uint8Array(files.tokenizer), backend);
+    models.get(name)?.free(); // a model loaded again replaces (and releases) the old one
+    models.set(name, model);
+    return { manifest: model.manifest, device: model.device };
+  },
+  async start({ model, request, startImage }) {
+    const loaded = models.get(model);
+    if (!loaded) throw new Error(`no model named ${model} is loaded`);
+    const generator = await loaded.generator(request, startImage ? new Uint8Array(startImage) : undefined);
+    const run = nextRun++;
+    runs.set(run, generator);
+    const rgba = generator.currentRgba();
+    return { run, size: generator.size, score: generator.currentScore, rgba, transfer: [rgba.buffer] };
+  },
+  async step({ run }) {
+    const generator = runs.get(run);
+    if (!generator) throw new Error('this generation was stopped');
+    const { report, rgba } = await generator.step();
+    return { report, rgba, transfer: [rgba.buffer] };
+  },
+  async best({ run }) {
+    const png = runs.get(run).bestPng();
+    return { png, transfer: [png.buffer] };
+  },
+  async gif({ frames, size, delay }) {
+    const gif = encodeGif(new Uint8Array(frames), size, size, delay);
+    return { gif, transfer: [gif.buffer] };
+  },
+  async stop({ run }) {
+    runs.get(run)?.free();
+    runs.delete(run);
+    return {};
+  },
+  async check({ backend }) {
+    return deviceCheck(backend);
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  try {
+    await ready;
+    const { transfer = [], ...result } = await handlers[data.type](data);
+    self.postMessage({ id: data.id, ...result }, transfer);
+  } catch (error) {
+    const message = String(error?.message ?? error);
+    self.postMessage({ id: data.id, error: message, kind: kindOf(message) });
+  }
+};
