@@ -325,7 +325,7 @@ async function generate() {
         $('stat-step').textContent = `${report.step} / ${report.steps}`;
         $('stat-rate').textContent = (steps / ((performance.now() - startedAt) / 1000)).toFixed(2);
         $('stat-score').textContent = figure(report.score);
-        $('stat-best').textContent = `${figure(report.best_score)} (step ${report.best_step})`;
+        $('stat-best').textContent = `step ${report.best_step} (${figure(report.best_score)})`;
       }
     }
     await finish(current.stopped ? 'Stopped. The best picture so far is ready to download.' : 'Done.');

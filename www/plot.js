@@ -10,6 +10,8 @@ export class ScorePlot {
   constructor(svg) {
     this.svg = svg;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    // Fill the box whatever its shape (strokes keep their width: non-scaling-stroke).
+    svg.setAttribute('preserveAspectRatio', 'none');
     this.series = [];
   }
 
@@ -20,9 +22,12 @@ export class ScorePlot {
     line.setAttribute('stroke', color);
     line.setAttribute('stroke-width', '2');
     line.setAttribute('vector-effect', 'non-scaling-stroke');
-    const best = document.createElementNS(NS, 'circle');
-    best.setAttribute('r', '4');
-    best.setAttribute('fill', color);
+    // The best step (the picture that is kept): a dashed vertical line.
+    const best = document.createElementNS(NS, 'line');
+    best.setAttribute('stroke', color);
+    best.setAttribute('stroke-width', '1');
+    best.setAttribute('stroke-dasharray', '3 3');
+    best.setAttribute('vector-effect', 'non-scaling-stroke');
     best.setAttribute('visibility', 'hidden');
     this.svg.append(line, best);
     const series = { label, line, best, points: [], bestStep: -1 };
@@ -62,8 +67,10 @@ export class ScorePlot {
       s.line.setAttribute('points', s.points.map(([step, score]) => `${x(step).toFixed(1)},${y(score).toFixed(1)}`).join(' '));
       const best = s.points.find(([step]) => step === s.bestStep);
       if (best) {
-        s.best.setAttribute('cx', x(best[0]).toFixed(1));
-        s.best.setAttribute('cy', y(best[1]).toFixed(1));
+        s.best.setAttribute('x1', x(best[0]).toFixed(1));
+        s.best.setAttribute('x2', x(best[0]).toFixed(1));
+        s.best.setAttribute('y1', String(PAD));
+        s.best.setAttribute('y2', String(H - PAD));
         s.best.setAttribute('visibility', 'visible');
       }
     }
