@@ -70,10 +70,11 @@ try {
 
   if (options.startup) {
     // First visit fills the caches (app shell and the built-in model); the second is timed
-    // from navigation to the first step painted on the canvas.
+    // from navigation to the first step painted on the canvas. Few views and start
+    // candidates: with a software adapter the defaults take minutes a step.
     const visit = async () => {
       const started = Date.now();
-      await page.goto(`${server.url}?prompt=a+red+star&steps=3&autostart=1`);
+      await page.goto(`${server.url}?prompt=a+red+star&steps=3&views=4&patchViews=4&candidates=2&autostart=1`);
       await page.waitForFunction(() => parseInt(document.getElementById('stat-step').textContent, 10) >= 1, null, { timeout: 600_000 });
       const seconds = (Date.now() - started) / 1000;
       await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 600_000 });
