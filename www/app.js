@@ -198,8 +198,11 @@ function shareUrl() {
   url.search = '';
   const r = request();
   for (const [key, value] of Object.entries(r)) url.searchParams.set(key, String(value));
-  url.searchParams.set('model', $('model').value);
-  if ($('compare').checked) url.searchParams.set('compare', $('compare-model').value);
+  // A folder from disk cannot be shared: the address then names no model (the default).
+  const shareable = (id) => !id.startsWith('disk:');
+  if (shareable($('model').value)) url.searchParams.set('model', $('model').value);
+  if ($('compare').checked) url.searchParams.set('compare', shareable($('compare-model').value) ? $('compare-model').value : '1');
+  if (backend === 'cpu') url.searchParams.set('backend', 'cpu');
   return url;
 }
 
