@@ -7,8 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::{Generator, Init, Settings};
-use clipag::pixels::Pixels;
+use clipag::generate::{Init, Settings};
 use clipag::weights::{folder, quant::Quantization};
 
 fn tiny_model() -> Rc<Model> {
@@ -26,19 +25,6 @@ fn quick(prompt: &str, seed: u64) -> Settings {
     s
 }
 
-fn run(model: &Rc<Model>, settings: Settings) -> (f32, f32, Pixels) {
-    let mut generator = pollster::block_on(Generator::new(model.clone(), settings)).unwrap();
-    let start = generator.current_score();
-    let mut last = start;
-    while !generator.is_done() {
-        let report = pollster::block_on(generator.step()).unwrap();
-        assert!(report.score.is_finite() && report.global_loss.is_finite() && report.patch_loss.is_finite());
-        last = report.score;
-    }
-    assert!(generator.current().data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
-    (start, last, generator.best().clone())
-}
-
 /// The fixture is a CLIP with random (perturbed) weights, not a robust one: under the
 /// paper's augmentations its gradients agree only a little from view to view, so its score
 /// rises slowly (this is the paper's point: robustness is what makes the loop paint). The
@@ -48,7 +34,7 @@ fn score_rises_for_several_prompts_and_seeds() {
     let model = tiny_model();
     let mut rises = Vec::new();
     for (prompt, seed) in [("a photo of a cat", 1), ("A RED circle on a blue background!", 2), ("numbers 3.14159 and 2024-11-27", 3)] {
-        let (start, end, _) = run(&model, quick(prompt, seed));
+        let (start, end, _) = common::run(&model, quick(prompt, seed));
         eprintln!("{prompt:?} seed {seed}: score {start:.4} -> {end:.4}");
         assert!(end > start + 0.01, "{prompt:?} seed {seed}: score went from {start} to {end}");
         rises.push(end - start);
@@ -60,11 +46,11 @@ fn score_rises_for_several_prompts_and_seeds() {
 #[test]
 fn same_seed_same_picture() {
     let model = tiny_model();
-    let (_, a_score, a) = run(&model, quick("a photo of a cat", 7));
-    let (_, b_score, b) = run(&model, quick("a photo of a cat", 7));
+    let (_, a_score, a) = common::run(&model, quick("a photo of a cat", 7));
+    let (_, b_score, b) = common::run(&model, quick("a photo of a cat", 7));
     assert_eq!(a_score, b_score);
     assert_eq!(a, b);
-    let (_, _, c) = run(&model, quick("a photo of a cat", 8));
+    let (_, _, c) = common::run(&model, quick("a photo of a cat", 8));
     assert_ne!(a, c, "another seed gives another picture");
 }
 
@@ -73,7 +59,7 @@ fn fourier_parameterisation_paints_too() {
     let model = tiny_model();
     let mut settings = quick("a photo of a cat", 4);
     settings.parameterisation = clipag::generate::Parameterisation::Fourier;
-    let (start, end, _) = run(&model, settings);
+    let (start, end, _) = common::run(&model, settings);
     eprintln!("fourier: score {start:.4} -> {end:.4}");
     assert!(end > start + 0.02, "score went from {start} to {end}");
 }
@@ -84,7 +70,7 @@ fn canvas_larger_than_the_model_is_resampled() {
     let mut settings = quick("a photo of a cat", 5);
     settings.size = 96;
     settings.steps = 10;
-    let (start, end, best) = run(&model, settings);
+    let (start, end, best) = common::run(&model, settings);
     assert_eq!((best.height, best.width), (96, 96));
     assert!(end > start, "score went from {start} to {end}");
 }

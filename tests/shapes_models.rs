@@ -2,11 +2,12 @@
 //! test: for held-out prompts (combinations neither model saw), the judge reads more of the
 //! prompt in the robust twin's pictures than in the plain twin's, on the same seeds.
 
+mod common;
+
 use std::path::Path;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::Generator;
 use clipag::shapes::eval::{Recipe, held_out_scenes, paint, score, settings};
 use clipag::shapes::judge::Judge;
 use clipag::weights::folder;
@@ -49,15 +50,7 @@ fn robust_twin_paints_held_out_prompts_better_than_the_plain_one() {
 fn robust_twin_raises_the_score_for_several_prompts_and_seeds() {
     let robust = model("shapes-robust");
     for (prompt, seed) in [("a large yellow star on a blue background", 1), ("two red circles", 2), ("a white heart at the top left", 3)] {
-        let mut generator = pollster::block_on(Generator::new(robust.clone(), settings(prompt, seed, &Recipe { steps: 30, ..Recipe::default() }))).unwrap();
-        let start = generator.current_score();
-        let mut end = start;
-        while !generator.is_done() {
-            let report = pollster::block_on(generator.step()).unwrap();
-            assert!(report.score.is_finite() && report.global_loss.is_finite() && report.patch_loss.is_finite());
-            end = report.score;
-        }
-        assert!(generator.current().data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        let (start, end, _) = common::run(&robust, settings(prompt, seed, &Recipe { steps: 30, ..Recipe::default() }));
         eprintln!("{prompt:?} seed {seed}: score {start:.4} -> {end:.4}");
         assert!(end > start + 0.1, "{prompt:?} seed {seed}: score went from {start} to {end}");
     }

@@ -360,10 +360,7 @@ async fn run(command: Command) -> Result<()> {
 async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps: usize) -> Result<()> {
     let (config, tokenizer) = match arch {
         "vit-b-32" => (clipag::model::ClipConfig::vit_b_32(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
-        "shapes" => {
-            let tokenizer = clipag::shapes::train::tokenizer_json()?;
-            (clipag::shapes::train::config(clipag::shapes::world::vocabulary().len() + 3), tokenizer)
-        }
+        "shapes" => (clipag::shapes::train::config(), clipag::shapes::train::tokenizer_json()?),
         other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32 or shapes"))),
     };
     let kinds = match backend {

@@ -32,11 +32,14 @@ pub struct Clip {
 impl Clip {
     /// Builds the model from named weights (open_clip's names) on `device`.
     pub fn load(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<Self> {
+        Self::build(config, &mut Loader::new(source, device))
+    }
+
+    fn build(config: &ClipConfig, w: &mut Loader) -> Result<Self> {
         config.validate()?;
-        let mut w = Loader::new(source, device);
         Ok(Self {
             visual: VisionTransformer::load(&mut w.at("visual"), config)?,
-            text: TextTransformer::load(&mut w, config)?,
+            text: TextTransformer::load(w, config)?,
             image_size: config.vision.image_size,
             context_length: config.text.context_length,
         })
@@ -45,15 +48,9 @@ impl Clip {
     /// Builds a model to train: its parameters require gradients, and the returned origins
     /// say which open_clip tensor each came from (for `export`).
     pub fn trainable(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<(Self, Vec<ParamOrigin>)> {
-        config.validate()?;
         let origins = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let mut w = Loader::trainable(source, device, origins.clone());
-        let clip = Self {
-            visual: VisionTransformer::load(&mut w.at("visual"), config)?,
-            text: TextTransformer::load(&mut w, config)?,
-            image_size: config.vision.image_size,
-            context_length: config.text.context_length,
-        };
+        let clip = Self::build(config, &mut w)?;
         drop(w);
         let origins = std::rc::Rc::try_unwrap(origins).expect("the loader is gone").into_inner();
         Ok((clip, origins))

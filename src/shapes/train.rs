@@ -20,7 +20,9 @@ use crate::{Error, Result};
 
 /// The Shapes architecture: a small ViT (64-pixel images in 8-pixel patches) and a small
 /// text transformer over the caption vocabulary.
-pub fn config(vocab_size: usize) -> ClipConfig {
+pub fn config() -> ClipConfig {
+    // The grammar's words, plus the start, end and unknown tokens.
+    let vocab_size = vocabulary().len() + 3;
     ClipConfig {
         embed_dim: 64,
         vision: VisionConfig { image_size: 64, patch_size: 8, width: 128, layers: 4, heads: 4, mlp_width: 512 },
@@ -69,7 +71,7 @@ impl Trainer {
     /// A fresh model (random weights from the plan's seed).
     pub fn new(plan: Plan) -> Result<Self> {
         let tokenizer_json = tokenizer_json()?;
-        let config = config(vocabulary().len() + 3);
+        let config = config();
         let device = Device::flex().autodiff();
         let (model, origins) = Clip::trainable(&config, &mut RandomWeights::new(plan.seed), &device)?;
         Self::with_model(plan, config, tokenizer_json, device, model, origins, 0)

@@ -4,8 +4,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
+use clipag::engine::Model;
+use clipag::generate::{Generator, Settings};
+use clipag::pixels::Pixels;
 use clipag::weights::convert;
 use clipag::weights::quant::Quantization;
 
@@ -92,4 +96,19 @@ pub fn converted(source: &str, quantization: Quantization) -> PathBuf {
     convert::convert(&tiny().join(source), &out, &options).expect("the fixture converts");
     done.insert(key, out.clone());
     out
+}
+
+/// Runs a generation to its end, checking that every step's numbers are finite and the canvas
+/// stays in [0, 1]; returns the clean score at the start and at the end, and the kept picture.
+pub fn run(model: &Rc<Model>, settings: Settings) -> (f32, f32, Pixels) {
+    let mut generator = pollster::block_on(Generator::new(model.clone(), settings)).unwrap();
+    let start = generator.current_score();
+    let mut last = start;
+    while !generator.is_done() {
+        let report = pollster::block_on(generator.step()).unwrap();
+        assert!(report.score.is_finite() && report.global_loss.is_finite() && report.patch_loss.is_finite());
+        last = report.score;
+    }
+    assert!(generator.current().data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+    (start, last, generator.best().clone())
 }
