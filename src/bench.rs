@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::engine::Model;
-use crate::generate::{Generator, Init, Settings};
+use crate::generate::{DEFAULT_INIT_NOISE, Generator, Init, Settings};
 
 /// Medians over the timed steps.
 #[derive(Debug, Clone, Serialize)]
@@ -28,7 +28,7 @@ pub async fn measure(model: &Rc<Model>, views: usize, warmup: usize, steps: usiz
     settings.global_views = views / 2;
     settings.patch_views = views - views / 2;
     settings.steps = warmup + steps.max(1);
-    settings.init = Init::Noise { candidates: 1 };
+    settings.init = Init::Noise { candidates: 1, amplitude: DEFAULT_INIT_NOISE };
     let mut generator = Generator::new(model.clone(), settings).await?;
     let (mut times, mut waits) = (Vec::new(), Vec::new());
     for i in 0..warmup + steps.max(1) {

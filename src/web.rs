@@ -163,7 +163,7 @@ impl WebModel {
     /// Starts a generation (the embedding of the prompts and the choice of the initial
     /// canvas happen here); resolves to a `Generator`. `request` is an object:
     /// `{ prompt, negative?, steps?, seed?, size?, views?, patchViews?, patchWeight?, lr?,
-    /// candidates?, fourier?, snapshotEvery? }`; `startImage` the bytes of a picture to start
+    /// candidates?, initNoise?, fourier?, snapshotEvery? }`; `startImage` the bytes of a picture to start
     /// from. Missing fields take the paper's values. Invalid ones reject before any work.
     pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
         let model = self.model.clone();
@@ -191,6 +191,7 @@ struct Request {
     patch_weight: Option<f32>,
     lr: Option<f32>,
     candidates: Option<usize>,
+    init_noise: Option<f32>,
     fourier: Option<bool>,
     snapshot_every: Option<usize>,
 }
@@ -208,8 +209,9 @@ impl Request {
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
         s.learning_rate = self.lr.unwrap_or(s.learning_rate);
         s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
-        if let Some(candidates) = self.candidates {
-            s.init = Init::Noise { candidates };
+        if let Init::Noise { candidates, amplitude } = &mut s.init {
+            *candidates = self.candidates.unwrap_or(*candidates);
+            *amplitude = self.init_noise.unwrap_or(*amplitude);
         }
         if let Some(bytes) = start_image {
             s.init = Init::Image(Pixels::decode(&bytes)?);

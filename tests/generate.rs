@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::{Init, Settings};
+use clipag::generate::{DEFAULT_INIT_NOISE, Init, Settings};
 use clipag::weights::{folder, quant::Quantization};
 
 fn tiny_model() -> Rc<Model> {
@@ -21,7 +21,7 @@ fn quick(prompt: &str, seed: u64) -> Settings {
     s.global_views = 8;
     s.patch_views = 8;
     s.seed = seed;
-    s.init = Init::Noise { candidates: 4 };
+    s.init = Init::Noise { candidates: 4, amplitude: DEFAULT_INIT_NOISE };
     s
 }
 
@@ -86,6 +86,9 @@ fn invalid_settings_are_refused_by_name() {
         (Box::new(|s: &mut Settings| { s.global_views = 0; s.patch_views = 0 }), "view"),
         (Box::new(|s: &mut Settings| s.prompts[0].text = "   ".into()), "empty"),
         (Box::new(|s: &mut Settings| s.prompts[0].weight = f32::INFINITY), "weight"),
+        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 0, amplitude: 0.1 }), "candidates"),
+        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: -0.1 }), "initial noise"),
+        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: f32::NAN }), "initial noise"),
     ];
     for (spoil, word) in bad {
         let mut settings = Settings::paper("a cat", 64);

@@ -5,7 +5,7 @@
 use clipag::rng::Rng;
 use clipag::shapes::eval::{ATTRIBUTES, held_out_scenes, judge_accuracy};
 use clipag::shapes::judge::Judge;
-use clipag::shapes::train::{self, Plan, Trainer};
+use clipag::shapes::train::{self, Attack, Plan, Trainer};
 use clipag::shapes::world::Scene;
 use clipag::tokenizer::Tokenizer;
 
@@ -60,15 +60,17 @@ fn judge_reads_clean_pictures() {
 
 #[test]
 fn training_steps_checkpoints_and_resumes() {
-    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), temperature: 0.07 };
+    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, temperature: 0.07 };
     let mut trainer = Trainer::new(plan.clone()).unwrap();
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());
     }
     let dir = std::env::temp_dir().join(format!("clipag-shapes-ckpt-{}", std::process::id()));
     trainer.save_checkpoint(&dir).unwrap();
-    let mut resumed = Trainer::resume(plan, &dir).unwrap();
+    let mut resumed = Trainer::resume(plan.clone(), &dir).unwrap();
     assert_eq!(resumed.step, 3);
     assert!(resumed.step().unwrap().is_finite(), "an adversarial step after resuming");
+    let mut noisy = Trainer::resume(Plan { attack: Attack::NoiseFgsm, ..plan }, &dir).unwrap();
+    assert!(noisy.step().unwrap().is_finite(), "an N-FGSM step");
 }
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use clipag::engine::Model;
-use clipag::generate::{Generator, Init, Parameterisation, Prompt, Settings};
+use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Init, Parameterisation, Prompt, Settings};
+use clipag::shapes::eval;
 use clipag::pixels::Pixels;
 use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
 use clipag::{Error, Result, check, device};
@@ -35,6 +36,19 @@ enum Backend {
     Auto,
     Gpu,
     Cpu,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AttackArg {
+    Fgsm,
+    NFgsm,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TwinsArg {
+    Both,
+    Plain,
+    Robust,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +138,9 @@ enum Command {
         /// Candidates for the initial noise, best by score.
         #[arg(long, default_value_t = 16)]
         candidates: usize,
+        /// Amplitude of the initial noise (0: a flat grey start).
+        #[arg(long, default_value_t = DEFAULT_INIT_NOISE)]
+        init_noise: f32,
         /// Start from this picture instead of noise.
         #[arg(long)]
         init: Option<PathBuf>,
@@ -210,6 +227,12 @@ enum ShapesCommand {
         /// L-infinity budget of the robust twin's adversarial images, in 1/255 steps.
         #[arg(long, default_value_t = 8.0)]
         epsilon: f32,
+        /// How the adversarial images are made: `fgsm` (with a random start) or `n-fgsm`.
+        #[arg(long, default_value = "fgsm")]
+        attack: AttackArg,
+        /// Which twins to train: `both`, `plain` or `robust`.
+        #[arg(long, default_value = "both")]
+        twins: TwinsArg,
         #[arg(long, default_value_t = 250)]
         checkpoint_every: usize,
     },
@@ -223,14 +246,17 @@ enum ShapesCommand {
         prompts: usize,
         #[arg(long, default_value_t = 2)]
         seeds: u64,
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = eval::Recipe::default().steps)]
         steps: usize,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = eval::Recipe::default().global_views)]
         views: usize,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = eval::Recipe::default().patch_views)]
         patch_views: usize,
-        #[arg(long, default_value_t = 0.0175)]
+        #[arg(long, default_value_t = eval::Recipe::default().learning_rate)]
         lr: f32,
+        /// Amplitude of the initial noise (0: a flat grey start).
+        #[arg(long, default_value_t = eval::Recipe::default().init_noise)]
+        init_noise: f32,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md and grid.png.
@@ -304,7 +330,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Generate {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
-            candidates, init, fourier, frames, frame_every, trace, out,
+            candidates, init_noise, init, fourier, frames, frame_every, trace, out,
         } => {
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
@@ -320,7 +346,7 @@ async fn run(command: Command) -> Result<()> {
             settings.snapshot_every = frame_every;
             settings.init = match init {
                 Some(path) => Init::Image(Pixels::decode(&read_bytes(&path)?)?),
-                None => Init::Noise { candidates },
+                None => Init::Noise { candidates, amplitude: init_noise },
             };
             if fourier {
                 settings.parameterisation = Parameterisation::Fourier;
@@ -389,7 +415,7 @@ async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps:
 }
 
 async fn shapes(command: ShapesCommand) -> Result<()> {
-    use clipag::shapes::{eval, train, world::Scene};
+    use clipag::shapes::{train, world::Scene};
     match command {
         ShapesCommand::Render { count, seed, held_out, out } => {
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
@@ -402,7 +428,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -410,14 +436,23 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 pretrain_steps,
                 finetune_steps,
                 epsilon: Some(epsilon / 255.0),
+                attack: match attack {
+                    AttackArg::Fgsm => train::Attack::Fgsm,
+                    AttackArg::NFgsm => train::Attack::NoiseFgsm,
+                },
                 temperature: 0.07,
             };
-            train::twins(&plan, &out, &checkpoints, checkpoint_every)?;
+            let which = match twins {
+                TwinsArg::Both => train::Twins::Both,
+                TwinsArg::Plain => train::Twins::Plain,
+                TwinsArg::Robust => train::Twins::Robust,
+            };
+            train::twins(&plan, which, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr };
+            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise };
             let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
             let (tables, grid) = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

@@ -20,7 +20,7 @@ use augment::Views;
 use objective::Objective;
 use optimise::{AdamW, clip_grad_norm, dynamic_threshold, threshold_level};
 use param::{Canvas, low_frequency_noise};
-pub use settings::{Init, Parameterisation, Prompt, Settings};
+pub use settings::{DEFAULT_INIT_NOISE, Init, Parameterisation, Prompt, Settings};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,8 +81,9 @@ impl Generator {
 
         let start = match &settings.init {
             Init::Image(image) => image.resized(settings.size),
-            Init::Noise { candidates } => {
-                let candidates: Vec<Pixels> = (0..*candidates).map(|_| low_frequency_noise(settings.size, &mut rng)).collect();
+            Init::Noise { candidates, amplitude } => {
+                let candidates: Vec<Pixels> =
+                    (0..*candidates).map(|_| low_frequency_noise(settings.size, *amplitude, &mut rng)).collect();
                 let scores = score_all(&model, &views, &objective, &candidates).await?;
                 let best = (0..candidates.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
                 candidates.into_iter().nth(best).expect("there is at least one candidate")

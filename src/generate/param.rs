@@ -169,11 +169,12 @@ fn invert3(m: [[f32; 3]; 3]) -> [[f32; 3]; 3] {
 /// Low-frequency coloured noise: random colour fields at 2, 4, 8 and 16 cells a side,
 /// upsampled smoothly and summed with amplitudes falling as 1/f, around mid-grey. A stand-in
 /// for the paper's Gaussian fitted to downsampled natural images, which needs a dataset.
-pub fn low_frequency_noise(size: usize, rng: &mut Rng) -> Pixels {
+/// `amplitude` is the coarsest field's.
+pub fn low_frequency_noise(size: usize, amplitude: f32, rng: &mut Rng) -> Pixels {
     let mut data = vec![0.5f32; 3 * size * size];
     for octave in 1..=4u32 {
         let cells = 1usize << octave;
-        let amplitude = 0.35 / octave as f32;
+        let amplitude = amplitude / octave as f32;
         for c in 0..3 {
             let grid: Vec<f32> = (0..(cells + 1) * (cells + 1)).map(|_| rng.normal()).collect();
             for y in 0..size {

@@ -26,7 +26,8 @@ pub enum Parameterisation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Init {
     /// Low-frequency coloured noise: the best of `candidates` draws by score for the prompt.
-    Noise { candidates: usize },
+    /// `amplitude` is the coarsest field's (finer ones fall as 1/f); 0 is a flat mid-grey.
+    Noise { candidates: usize, amplitude: f32 },
     /// A picture to edit toward the prompt (resized to the canvas).
     Image(Pixels),
 }
@@ -64,6 +65,8 @@ pub struct Settings {
 pub const MAX_SIZE: usize = 1024;
 pub const MAX_VIEWS: usize = 256;
 pub const MAX_STEPS: usize = 10_000;
+/// The initial noise's amplitude (of its coarsest field).
+pub const DEFAULT_INIT_NOISE: f32 = 0.35;
 
 impl Settings {
     /// The paper's recipe for one prompt, on a canvas of `size` (the model's resolution).
@@ -83,7 +86,7 @@ impl Settings {
             max_grad_norm: 0.001,
             threshold: Some(0.95),
             seed: 0,
-            init: Init::Noise { candidates: 16 },
+            init: Init::Noise { candidates: 16, amplitude: DEFAULT_INIT_NOISE },
             parameterisation: Parameterisation::Pixels,
             snapshot_every: 10,
         }
@@ -143,8 +146,11 @@ impl Settings {
             return fail("snapshots must be every 1 step or more".into());
         }
         match &self.init {
-            Init::Noise { candidates } if !(1..=256).contains(candidates) => {
+            Init::Noise { candidates, .. } if !(1..=256).contains(candidates) => {
                 fail(format!("the initial candidates must be 1 to 256, not {candidates}"))
+            }
+            Init::Noise { amplitude, .. } if !(amplitude.is_finite() && (0.0..=1.0).contains(amplitude)) => {
+                fail(format!("the initial noise must be 0 to 1, not {amplitude}"))
             }
             _ => Ok(()),
         }

@@ -50,8 +50,40 @@ pub struct Plan {
     pub finetune_steps: usize,
     /// L-infinity budget of the adversarial images (None: the plain twin).
     pub epsilon: Option<f32>,
+    pub attack: Attack,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
+}
+
+/// How the robust twin's adversarial images are made; both cost one extra forward and
+/// backward pass per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attack {
+    /// FGSM with a random start (Wong, Rice and Kolter, "Fast is better than free", 2020):
+    /// from a uniform point in the ball, one signed step of 1.25 epsilon, projected back.
+    Fgsm,
+    /// N-FGSM (de Jorge et al., "Make some noise", 2022): from uniform noise of twice epsilon,
+    /// one signed step of epsilon, not projected; it avoids the catastrophic overfitting that
+    /// FGSM suffers at budgets above about 8/255.
+    NoiseFgsm,
+}
+
+impl Attack {
+    pub fn describe(self, epsilon: f32) -> String {
+        let name = match self {
+            Attack::Fgsm => "FGSM with random start",
+            Attack::NoiseFgsm => "N-FGSM",
+        };
+        format!("{name}, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0)
+    }
+}
+
+/// Which twins a run trains (both start from the shared pre-training).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Twins {
+    Both,
+    Plain,
+    Robust,
 }
 
 /// The state of a run: the model, its optimiser and the step it is at.
@@ -154,13 +186,16 @@ impl Trainer {
         Ok(value)
     }
 
-    /// FGSM with a random start (Wong et al., "Fast is better than free"): from a uniform
-    /// point in the L-infinity ball, one signed-gradient step of 1.25 epsilon that increases
-    /// the image-to-text loss, projected back into the ball and into [0, 1].
+    /// One signed-gradient step that increases the image-to-text loss from a random start
+    /// (see `Attack`), the result kept in [0, 1].
     fn attack(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
         let texts = unit(self.model.encode_text(sequences)?.detach());
         let dims = images.dims();
-        let start: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.range(-epsilon, epsilon)).collect();
+        let (noise, step) = match self.plan.attack {
+            Attack::Fgsm => (epsilon, 1.25 * epsilon),
+            Attack::NoiseFgsm => (2.0 * epsilon, epsilon),
+        };
+        let start: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.range(-noise, noise)).collect();
         let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
         let adversarial = (images.clone() + delta.clone()).clamp(0.0, 1.0);
         let logits = unit(self.model.encode_image(adversarial)?).matmul(texts.transpose()) / self.plan.temperature;
@@ -168,7 +203,11 @@ impl Trainer {
         let grad = delta
             .grad(&loss.backward())
             .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
-        let delta = (delta.detach() + grad.sign() * (1.25 * epsilon)).clamp(-epsilon, epsilon);
+        let delta = delta.detach() + grad.sign() * step;
+        let delta = match self.plan.attack {
+            Attack::Fgsm => delta.clamp(-epsilon, epsilon),
+            Attack::NoiseFgsm => delta,
+        };
         Ok((images + delta).clamp(0.0, 1.0).detach())
     }
 
@@ -259,7 +298,7 @@ pub fn run(trainer: &mut Trainer, until: usize, report: usize, checkpoint: Optio
 /// twin (more clean steps) and the robust twin (adversarial steps), each written as a q8
 /// model folder under `out` (`shapes-plain`, `shapes-robust`). Every phase checkpoints
 /// under `checkpoints` and a rerun resumes the phase it stopped in.
-pub fn twins(plan: &Plan, out: &Path, checkpoints: &Path, checkpoint_every: usize) -> Result<()> {
+pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoint_every: usize) -> Result<()> {
     let pre_dir = checkpoints.join("pretrain");
     let done = |dir: &Path, step: usize| -> bool {
         std::fs::read_to_string(dir.join(PROGRESS))
@@ -286,12 +325,18 @@ pub fn twins(plan: &Plan, out: &Path, checkpoints: &Path, checkpoint_every: usiz
         trainer.save_checkpoint(&pre_dir)?;
     }
     let total = plan.pretrain_steps + plan.finetune_steps;
-    for (name, epsilon) in [("shapes-plain", None), ("shapes-robust", plan.epsilon)] {
+    let mut twins = vec![("shapes-plain", None), ("shapes-robust", plan.epsilon)];
+    twins.retain(|(_, epsilon)| match which {
+        Twins::Both => true,
+        Twins::Plain => epsilon.is_none(),
+        Twins::Robust => epsilon.is_some(),
+    });
+    for (name, epsilon) in twins {
         let dir = checkpoints.join(name);
         let twin = Plan { epsilon, ..plan.clone() };
         let mut trainer = start(&dir, &pre_dir, twin)?;
         let kind = match epsilon {
-            Some(e) => format!("adversarial (FGSM with random start, L-inf {:.4} = {:.1}/255)", e, e * 255.0),
+            Some(e) => format!("adversarial ({})", plan.attack.describe(e)),
             None => "clean".to_string(),
         };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
