@@ -38,19 +38,6 @@ enum Backend {
     Cpu,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum AttackArg {
-    Fgsm,
-    NFgsm,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum TwinsArg {
-    Both,
-    Plain,
-    Robust,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the device check (a small forward and backward pass) and print it as JSON.
@@ -229,10 +216,10 @@ enum ShapesCommand {
         epsilon: f32,
         /// How the adversarial images are made: `fgsm` (with a random start) or `n-fgsm`.
         #[arg(long, default_value = "fgsm")]
-        attack: AttackArg,
+        attack: clipag::shapes::train::Attack,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
-        twins: TwinsArg,
+        twins: clipag::shapes::train::Twins,
         #[arg(long, default_value_t = 250)]
         checkpoint_every: usize,
     },
@@ -436,18 +423,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 pretrain_steps,
                 finetune_steps,
                 epsilon: Some(epsilon / 255.0),
-                attack: match attack {
-                    AttackArg::Fgsm => train::Attack::Fgsm,
-                    AttackArg::NFgsm => train::Attack::NoiseFgsm,
-                },
+                attack,
                 temperature: 0.07,
             };
-            let which = match twins {
-                TwinsArg::Both => train::Twins::Both,
-                TwinsArg::Plain => train::Twins::Plain,
-                TwinsArg::Robust => train::Twins::Robust,
-            };
-            train::twins(&plan, which, &out, &checkpoints, checkpoint_every)?;
+            train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
         ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);

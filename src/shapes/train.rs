@@ -57,7 +57,7 @@ pub struct Plan {
 
 /// How the robust twin's adversarial images are made; both cost one extra forward and
 /// backward pass per step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Attack {
     /// FGSM with a random start (Wong, Rice and Kolter, "Fast is better than free", 2020):
     /// from a uniform point in the ball, one signed step of 1.25 epsilon, projected back.
@@ -65,6 +65,7 @@ pub enum Attack {
     /// N-FGSM (de Jorge et al., "Make some noise", 2022): from uniform noise of twice epsilon,
     /// one signed step of epsilon, not projected; it avoids the catastrophic overfitting that
     /// FGSM suffers at budgets above about 8/255.
+    #[value(name = "n-fgsm")]
     NoiseFgsm,
 }
 
@@ -79,7 +80,7 @@ impl Attack {
 }
 
 /// Which twins a run trains (both start from the shared pre-training).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Twins {
     Both,
     Plain,
@@ -191,9 +192,10 @@ impl Trainer {
     fn attack(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
         let texts = unit(self.model.encode_text(sequences)?.detach());
         let dims = images.dims();
-        let (noise, step) = match self.plan.attack {
-            Attack::Fgsm => (epsilon, 1.25 * epsilon),
-            Attack::NoiseFgsm => (2.0 * epsilon, epsilon),
+        // Where the start is drawn from, the step, and the ball the result is projected into.
+        let (noise, step, ball) = match self.plan.attack {
+            Attack::Fgsm => (epsilon, 1.25 * epsilon, Some(epsilon)),
+            Attack::NoiseFgsm => (2.0 * epsilon, epsilon, None),
         };
         let start: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.range(-noise, noise)).collect();
         let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
@@ -204,9 +206,9 @@ impl Trainer {
             .grad(&loss.backward())
             .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
         let delta = delta.detach() + grad.sign() * step;
-        let delta = match self.plan.attack {
-            Attack::Fgsm => delta.clamp(-epsilon, epsilon),
-            Attack::NoiseFgsm => delta,
+        let delta = match ball {
+            Some(radius) => delta.clamp(-radius, radius),
+            None => delta,
         };
         Ok((images + delta).clamp(0.0, 1.0).detach())
     }
