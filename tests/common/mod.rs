@@ -13,8 +13,15 @@ use clipag::pixels::Pixels;
 use clipag::weights::convert;
 use clipag::weights::quant::Quantization;
 
+/// The open_clip reference data, which lives beside the checkout (CI has it there), never in it.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    assert!(
+        dir.is_dir(),
+        "the open_clip fixtures are read from {}, beside the checkout; clone the repository next to shared/",
+        dir.display()
+    );
+    dir
 }
 
 pub fn tiny() -> PathBuf {
