@@ -70,7 +70,9 @@ fn training_steps_checkpoints_and_resumes() {
     let mut resumed = Trainer::resume(plan.clone(), &dir).unwrap();
     assert_eq!(resumed.step, 3);
     assert!(resumed.step().unwrap().is_finite(), "an adversarial step after resuming");
-    let mut noisy = Trainer::resume(Plan { attack: Attack::NoiseFgsm, ..plan }, &dir).unwrap();
+    let mut noisy = Trainer::resume(Plan { attack: Attack::NoiseFgsm, ..plan.clone() }, &dir).unwrap();
     assert!(noisy.step().unwrap().is_finite(), "an N-FGSM step");
+    let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0)), ..plan }, &dir).unwrap();
+    assert!(l2.step().unwrap().is_finite(), "an L2 step");
 }
 

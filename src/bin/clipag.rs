@@ -211,10 +211,12 @@ enum ShapesCommand {
         pretrain_steps: usize,
         #[arg(long, default_value_t = 1500)]
         finetune_steps: usize,
-        /// L-infinity budget of the robust twin's adversarial images, in 1/255 steps.
+        /// Budget of the robust twin's adversarial images: for `fgsm` and `n-fgsm` the
+        /// L-infinity radius in steps of 1/255 (8 is 8/255), for `l2` the L2 radius of the
+        /// whole image's change on pixel values 0 to 1.
         #[arg(long, default_value_t = 8.0)]
         epsilon: f32,
-        /// How the adversarial images are made: `fgsm` (with a random start) or `n-fgsm`.
+        /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm` or `l2`.
         #[arg(long, default_value = "fgsm")]
         attack: clipag::shapes::train::Attack,
         /// Which twins to train: `both`, `plain` or `robust`.
@@ -422,7 +424,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 learning_rate: lr,
                 pretrain_steps,
                 finetune_steps,
-                epsilon: Some(epsilon / 255.0),
+                epsilon: Some(attack.budget(epsilon)),
                 attack,
                 temperature: 0.07,
             };

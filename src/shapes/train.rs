@@ -48,7 +48,8 @@ pub struct Plan {
     pub pretrain_steps: usize,
     /// Steps after pre-training: adversarial for the robust twin, clean for the plain one.
     pub finetune_steps: usize,
-    /// L-infinity budget of the adversarial images (None: the plain twin).
+    /// Budget of the adversarial images, on pixel values 0 to 1: the L-infinity radius for
+    /// FGSM and N-FGSM, the L2 radius of the whole image's change for L2 (None: the plain twin).
     pub epsilon: Option<f32>,
     pub attack: Attack,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
@@ -67,15 +68,30 @@ pub enum Attack {
     /// FGSM suffers at budgets above about 8/255.
     #[value(name = "n-fgsm")]
     NoiseFgsm,
+    /// FGSM with a random start under an L2 budget (the threat model of most work on
+    /// perceptually aligned gradients, e.g. Santurkar et al. 2019): from a uniform radius in a
+    /// random direction, one step of 1.25 epsilon along the normalised gradient, projected
+    /// back into the ball. An L-infinity step moves every pixel alike, the L2 step puts its
+    /// budget where the gradient is.
+    L2,
 }
 
 impl Attack {
+    /// The budget on pixel values 0 to 1, from the command line's: L-infinity radii are given
+    /// in steps of 1/255, L2 radii as they are.
+    pub fn budget(self, given: f32) -> f32 {
+        match self {
+            Attack::Fgsm | Attack::NoiseFgsm => given / 255.0,
+            Attack::L2 => given,
+        }
+    }
+
     pub fn describe(self, epsilon: f32) -> String {
-        let name = match self {
-            Attack::Fgsm => "FGSM with random start",
-            Attack::NoiseFgsm => "N-FGSM",
-        };
-        format!("{name}, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0)
+        match self {
+            Attack::Fgsm => format!("FGSM with random start, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
+            Attack::NoiseFgsm => format!("N-FGSM, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
+            Attack::L2 => format!("FGSM with random start, L2 {epsilon}"),
+        }
     }
 }
 
@@ -187,17 +203,27 @@ impl Trainer {
         Ok(value)
     }
 
-    /// One signed-gradient step that increases the image-to-text loss from a random start
-    /// (see `Attack`), the result kept in [0, 1].
+    /// One gradient step that increases the image-to-text loss from a random start (see
+    /// `Attack`), the result kept in [0, 1].
     fn attack(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
         let texts = unit(self.model.encode_text(sequences)?.detach());
         let dims = images.dims();
-        // Where the start is drawn from, the step, and the ball the result is projected into.
-        let (noise, step, ball) = match self.plan.attack {
-            Attack::Fgsm => (epsilon, 1.25 * epsilon, Some(epsilon)),
-            Attack::NoiseFgsm => (2.0 * epsilon, epsilon, None),
+        let count = dims.iter().product::<usize>();
+        let start = match self.plan.attack {
+            Attack::Fgsm => (0..count).map(|_| rng.range(-epsilon, epsilon)).collect(),
+            Attack::NoiseFgsm => (0..count).map(|_| rng.range(-2.0 * epsilon, 2.0 * epsilon)).collect(),
+            Attack::L2 => {
+                // A random direction per image, at a uniform fraction of the radius.
+                let per_image = count / dims[0];
+                let mut start: Vec<f32> = (0..count).map(|_| rng.normal()).collect();
+                for image in start.chunks_mut(per_image) {
+                    let norm = image.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    let radius = epsilon * rng.uniform();
+                    image.iter_mut().for_each(|v| *v *= radius / norm);
+                }
+                start
+            }
         };
-        let start: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| rng.range(-noise, noise)).collect();
         let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
         let adversarial = (images.clone() + delta.clone()).clamp(0.0, 1.0);
         let logits = unit(self.model.encode_image(adversarial)?).matmul(texts.transpose()) / self.plan.temperature;
@@ -205,10 +231,15 @@ impl Trainer {
         let grad = delta
             .grad(&loss.backward())
             .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
-        let delta = delta.detach() + grad.sign() * step;
-        let delta = match ball {
-            Some(radius) => delta.clamp(-radius, radius),
-            None => delta,
+        let delta = delta.detach();
+        let delta = match self.plan.attack {
+            Attack::Fgsm => (delta + grad.sign() * (1.25 * epsilon)).clamp(-epsilon, epsilon),
+            Attack::NoiseFgsm => delta + grad.sign() * epsilon,
+            Attack::L2 => {
+                let delta = delta + grad.clone() / image_norm(grad) * (1.25 * epsilon);
+                let scale = (image_norm(delta.clone()).recip() * epsilon).clamp_max(1.0);
+                delta * scale
+            }
         };
         Ok((images + delta).clamp(0.0, 1.0).detach())
     }
@@ -246,6 +277,11 @@ fn fit_targets(scenes: &[Scene], device: &Device) -> Tensor<2> {
         row.iter_mut().for_each(|v| *v /= total);
     }
     Tensor::from_data(TensorData::new(data, [n, n]), device)
+}
+
+/// Each image's L2 norm, `[n, 1, 1, 1]`.
+fn image_norm(x: Tensor<4>) -> Tensor<4> {
+    x.square().sum_dim(1).sum_dim(2).sum_dim(3).sqrt().clamp_min(1e-12)
 }
 
 fn unit(x: Tensor<2>) -> Tensor<2> {
@@ -353,4 +389,48 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         eprintln!("wrote {}", out.join(name).display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
+    fn changes(attack: Attack, epsilon: f32) -> Vec<(f32, f32)> {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, temperature: 0.07 };
+        let trainer = Trainer::new(plan).unwrap();
+        let mut rng = Rng::new(9);
+        let scenes: Vec<Scene> = (0..4).map(|_| Scene::random(&mut rng, false)).collect();
+        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(64).data).collect();
+        let images = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [4, 3, 64, 64]), &trainer.device);
+        let sequences: Vec<Vec<u32>> = scenes.iter().map(|s| trainer.tokenizer.encode(&s.caption()).unwrap().ids).collect();
+        let targets = fit_targets(&scenes, &trainer.device);
+        let attacked = trainer.attack(images, &sequences, &targets, epsilon, &mut rng).unwrap();
+        let attacked = attacked.into_data().try_into_vec_as::<f32>().unwrap();
+        let per_image = 3 * 64 * 64;
+        pixels
+            .chunks(per_image)
+            .zip(attacked.chunks(per_image))
+            .map(|(a, b)| {
+                let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+                (d.iter().fold(0.0f32, |m, v| m.max(v.abs())), d.iter().map(|v| v * v).sum::<f32>().sqrt())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_attack_stays_in_its_budget_and_moves_the_images() {
+        for (max, _) in changes(Attack::Fgsm, 8.0 / 255.0) {
+            assert!(max <= 8.0 / 255.0 + 1e-6 && max > 4.0 / 255.0, "FGSM: {max}");
+        }
+        // N-FGSM is not projected: noise of 2 epsilon plus a step of epsilon.
+        for (max, _) in changes(Attack::NoiseFgsm, 8.0 / 255.0) {
+            assert!(max <= 24.0 / 255.0 + 1e-6 && max > 16.0 / 255.0, "N-FGSM: {max}");
+        }
+        for (_, norm) in changes(Attack::L2, 3.0) {
+            // Clamping to [0, 1] can only shorten the change; the step alone is 1.25 epsilon
+            // before projection, so the result lies on or near the sphere.
+            assert!(norm <= 3.0 + 1e-3 && norm > 1.5, "L2: {norm}");
+        }
+    }
 }
