@@ -174,16 +174,7 @@ impl Trainer {
         // Each step's data depends only on the seed and the step: a resumed run sees the
         // same data it would have seen.
         let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
-        let scenes: Vec<Scene> = (0..self.plan.batch).map(|_| Scene::random(&mut rng, false)).collect();
-        let size = self.config.vision.image_size;
-        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(size).data).collect();
-        let images = Tensor::<4>::from_data(TensorData::new(pixels, [scenes.len(), 3, size, size]), &self.device);
-        let sequences = scenes
-            .iter()
-            .map(|s| self.tokenizer.encode(&s.caption()).map(|t| t.ids))
-            .collect::<Result<Vec<_>>>()?;
-        let targets = fit_targets(&scenes, &self.device);
-
+        let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
         let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
         let images = match (adversarial, self.plan.epsilon) {
             (true, Some(epsilon)) => self.attack(images, &sequences, &targets, epsilon, &mut rng)?,
@@ -201,6 +192,20 @@ impl Trainer {
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
         Ok(value)
+    }
+
+    /// `count` fresh scenes from `rng`: their pictures `[count, 3, size, size]`, their
+    /// captions' token ids, and which caption fits which picture (`fit_targets`).
+    fn batch(&self, count: usize, rng: &mut Rng) -> Result<(Tensor<4>, Vec<Vec<u32>>, Tensor<2>)> {
+        let scenes: Vec<Scene> = (0..count).map(|_| Scene::random(rng, false)).collect();
+        let size = self.config.vision.image_size;
+        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(size).data).collect();
+        let images = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, size, size]), &self.device);
+        let sequences = scenes
+            .iter()
+            .map(|s| self.tokenizer.encode(&s.caption()).map(|t| t.ids))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((images, sequences, fit_targets(&scenes, &self.device)))
     }
 
     /// One gradient step that increases the image-to-text loss from a random start (see
@@ -400,11 +405,8 @@ mod tests {
         let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
-        let scenes: Vec<Scene> = (0..4).map(|_| Scene::random(&mut rng, false)).collect();
-        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(64).data).collect();
-        let images = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [4, 3, 64, 64]), &trainer.device);
-        let sequences: Vec<Vec<u32>> = scenes.iter().map(|s| trainer.tokenizer.encode(&s.caption()).unwrap().ids).collect();
-        let targets = fit_targets(&scenes, &trainer.device);
+        let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
+        let pixels = images.clone().into_data().try_into_vec_as::<f32>().unwrap();
         let attacked = trainer.attack(images, &sequences, &targets, epsilon, &mut rng).unwrap();
         let attacked = attacked.into_data().try_into_vec_as::<f32>().unwrap();
         let per_image = 3 * 64 * 64;
