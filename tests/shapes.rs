@@ -72,7 +72,14 @@ fn training_steps_checkpoints_and_resumes() {
     assert!(resumed.step().unwrap().is_finite(), "an adversarial step after resuming");
     let mut noisy = Trainer::resume(Plan { attack: Attack::NoiseFgsm, ..plan.clone() }, &dir).unwrap();
     assert!(noisy.step().unwrap().is_finite(), "an N-FGSM step");
-    let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0)), ..plan }, &dir).unwrap();
+    let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0).unwrap()), ..plan }, &dir).unwrap();
     assert!(l2.step().unwrap().is_finite(), "an L2 step");
+    // A budget that is no budget is refused, named as the user gave it.
+    for attack in [Attack::Fgsm, Attack::NoiseFgsm, Attack::L2] {
+        for given in [0.0, -3.0, f32::NAN] {
+            let error = attack.budget(given).unwrap_err().to_string();
+            assert!(error.contains("--epsilon") && error.contains(&given.to_string()), "{error}");
+        }
+    }
 }
 

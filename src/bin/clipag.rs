@@ -424,7 +424,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 learning_rate: lr,
                 pretrain_steps,
                 finetune_steps,
-                epsilon: Some(attack.budget(epsilon)),
+                epsilon: Some(attack.budget(epsilon)?),
                 attack,
                 temperature: 0.07,
             };

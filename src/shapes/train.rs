@@ -79,11 +79,14 @@ pub enum Attack {
 impl Attack {
     /// The budget on pixel values 0 to 1, from the command line's: L-infinity radii are given
     /// in steps of 1/255, L2 radii as they are.
-    pub fn budget(self, given: f32) -> f32 {
-        match self {
+    pub fn budget(self, given: f32) -> Result<f32> {
+        if !(given.is_finite() && given > 0.0) {
+            return Err(Error::Invalid(format!("the adversarial budget (--epsilon) must be a positive number, not {given}")));
+        }
+        Ok(match self {
             Attack::Fgsm | Attack::NoiseFgsm => given / 255.0,
             Attack::L2 => given,
-        }
+        })
     }
 
     pub fn describe(self, epsilon: f32) -> String {
