@@ -219,6 +219,9 @@ enum ShapesCommand {
         /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm` or `l2`.
         #[arg(long, default_value = "fgsm")]
         attack: clipag::shapes::train::Attack,
+        /// N-FGSM's random start, in multiples of epsilon (the paper's 2).
+        #[arg(long, default_value_t = 2.0)]
+        noise: f32,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,
@@ -417,7 +420,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -426,6 +429,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 finetune_steps,
                 epsilon: Some(attack.budget(epsilon)?),
                 attack,
+                noise: attack.noise(noise)?,
                 temperature: 0.07,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

@@ -52,6 +52,9 @@ pub struct Plan {
     /// FGSM and N-FGSM, the L2 radius of the whole image's change for L2 (None: the plain twin).
     pub epsilon: Option<f32>,
     pub attack: Attack,
+    /// N-FGSM's random start, as a multiple of epsilon (the paper's default is 2): uniform
+    /// noise of this many epsilon before the signed step.
+    pub noise: f32,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
 }
@@ -89,10 +92,18 @@ impl Attack {
         })
     }
 
-    pub fn describe(self, epsilon: f32) -> String {
+    /// N-FGSM's random start from the command line's multiple of epsilon.
+    pub fn noise(self, given: f32) -> Result<f32> {
+        if !(given.is_finite() && given >= 0.0) {
+            return Err(Error::Invalid(format!("the attack's random start (--noise) must be zero or a positive multiple of epsilon, not {given}")));
+        }
+        Ok(given)
+    }
+
+    pub fn describe(self, epsilon: f32, noise: f32) -> String {
         match self {
             Attack::Fgsm => format!("FGSM with random start, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
-            Attack::NoiseFgsm => format!("N-FGSM, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
+            Attack::NoiseFgsm => format!("N-FGSM, L-inf {epsilon:.4} = {:.1}/255, start noise {noise} epsilon", epsilon * 255.0),
             Attack::L2 => format!("FGSM with random start, L2 {epsilon}"),
         }
     }
@@ -219,7 +230,10 @@ impl Trainer {
         let count = dims.iter().product::<usize>();
         let start = match self.plan.attack {
             Attack::Fgsm => (0..count).map(|_| rng.range(-epsilon, epsilon)).collect(),
-            Attack::NoiseFgsm => (0..count).map(|_| rng.range(-2.0 * epsilon, 2.0 * epsilon)).collect(),
+            Attack::NoiseFgsm => {
+                let noise = self.plan.noise * epsilon;
+                (0..count).map(|_| rng.range(-noise, noise)).collect()
+            }
             Attack::L2 => {
                 // A random direction per image, at a uniform fraction of the radius.
                 let per_image = count / dims[0];
@@ -382,7 +396,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let twin = Plan { epsilon, ..plan.clone() };
         let mut trainer = start(&dir, &pre_dir, twin)?;
         let kind = match epsilon {
-            Some(e) => format!("adversarial ({})", plan.attack.describe(e)),
+            Some(e) => format!("adversarial ({})", plan.attack.describe(e, plan.noise)),
             None => "clean".to_string(),
         };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
@@ -405,7 +419,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise: 2.0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
