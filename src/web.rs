@@ -193,6 +193,7 @@ struct Request {
     candidates: Option<usize>,
     init_noise: Option<f32>,
     fourier: Option<bool>,
+    colour_jitter: Option<bool>,
     snapshot_every: Option<usize>,
 }
 
@@ -208,6 +209,7 @@ impl Request {
         s.patch_views = self.patch_views.unwrap_or(s.patch_views);
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
         s.learning_rate = self.lr.unwrap_or(s.learning_rate);
+        s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
         s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
         if let Init::Noise { candidates, amplitude } = &mut s.init {
             *candidates = self.candidates.unwrap_or(*candidates);

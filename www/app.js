@@ -165,6 +165,8 @@ function request() {
     const value = $(id).value.trim();
     if (value !== '') out[key] = Number(value);
   }
+  // Sent only when off: the paper's views jitter colour.
+  if (!$('colour-jitter').checked) out.colourJitter = false;
   return out;
 }
 
@@ -177,6 +179,7 @@ function applyParams() {
     const value = params.get(key) ?? params.get(id);
     if (value !== null) $(id).value = value;
   }
+  if (params.get('colourJitter') === 'false') $('colour-jitter').checked = false;
   if (params.has('model')) $('model').value = modelId(params.get('model'));
   if (params.has('compare')) {
     $('compare').checked = true;

@@ -134,6 +134,9 @@ enum Command {
         /// Optimise a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
         #[arg(long)]
         fourier: bool,
+        /// Leave out DiffAugment's colour jitter (brightness, saturation, contrast) from the views.
+        #[arg(long)]
+        no_colour_jitter: bool,
         /// Write a numbered PNG every `--frame-every` steps here, and animation.gif of them.
         #[arg(long)]
         frames: Option<PathBuf>,
@@ -249,6 +252,9 @@ enum ShapesCommand {
         /// Amplitude of the initial noise (0: a flat grey start).
         #[arg(long, default_value_t = eval::Recipe::default().init_noise)]
         init_noise: f32,
+        /// DiffAugment's colour jitter on the views (`true` or `false`).
+        #[arg(long, default_value_t = eval::Recipe::default().colour_jitter, action = clap::ArgAction::Set)]
+        colour_jitter: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md and grid.png.
@@ -322,7 +328,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Generate {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
-            candidates, init_noise, init, fourier, frames, frame_every, trace, out,
+            candidates, init_noise, init, fourier, no_colour_jitter, frames, frame_every, trace, out,
         } => {
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
@@ -335,6 +341,7 @@ async fn run(command: Command) -> Result<()> {
             settings.patch_views = patch_views;
             settings.patch_weight = patch_weight;
             settings.learning_rate = lr;
+            settings.colour_jitter = !no_colour_jitter;
             settings.snapshot_every = frame_every;
             settings.init = match init {
                 Some(path) => Init::Image(Pixels::decode(&read_bytes(&path)?)?),
@@ -434,10 +441,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, colour_jitter, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise };
+            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter };
             let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
             let (tables, grid) = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

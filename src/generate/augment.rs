@@ -15,6 +15,8 @@ pub struct Views {
     /// Side of a patch crop as a fraction of the canvas.
     pub patch_fraction: f32,
     pub noise: f32,
+    /// DiffAugment's colour policy (brightness, saturation, contrast) on every view.
+    pub colour_jitter: bool,
     model_size: usize,
     /// The sampling grid of the whole image, `[1, size, size, 2]` in grid_sample's [-1, 1]
     /// coordinates, built once.
@@ -37,8 +39,8 @@ struct Draws {
 }
 
 impl Views {
-    pub fn new(global: usize, patch: usize, patch_fraction: f32, noise: f32, model_size: usize, device: &Device) -> Self {
-        Self { global, patch, patch_fraction, noise, model_size, base_grid: identity_grid(model_size, device) }
+    pub fn new(global: usize, patch: usize, patch_fraction: f32, noise: f32, colour_jitter: bool, model_size: usize, device: &Device) -> Self {
+        Self { global, patch, patch_fraction, noise, colour_jitter, model_size, base_grid: identity_grid(model_size, device) }
     }
 
     pub fn count(&self) -> usize {
@@ -121,9 +123,12 @@ impl Views {
                 d.crop_center.push([rng.range(-1.0 + half, 1.0 - half), rng.range(-1.0 + half, 1.0 - half)]);
                 d.crop_half.push(half);
             }
-            d.brightness.push(rng.range(-0.5, 0.5));
-            d.saturation.push(rng.range(0.0, 2.0));
-            d.contrast.push(rng.range(0.5, 1.5));
+            // Drawn even when unused, so that the other draws do not depend on it.
+            let (brightness, saturation, contrast) = (rng.range(-0.5, 0.5), rng.range(0.0, 2.0), rng.range(0.5, 1.5));
+            let jitter = self.colour_jitter;
+            d.brightness.push(if jitter { brightness } else { 0.0 });
+            d.saturation.push(if jitter { saturation } else { 1.0 });
+            d.contrast.push(if jitter { contrast } else { 1.0 });
             d.shift.push([rng.int(-max_shift, max_shift) as f32, rng.int(-max_shift, max_shift) as f32]);
             // Cutout centres anywhere in the view (the square may fall partly outside).
             d.cutout_center.push([rng.range(-1.0, 1.0), rng.range(-1.0, 1.0)]);
@@ -180,12 +185,25 @@ mod tests {
     #[test]
     fn views_keep_the_gradient_flowing_to_the_canvas() {
         let device = device();
-        let views = Views::new(2, 2, 0.5, 0.01, 16, &device);
+        let views = Views::new(2, 2, 0.5, 0.01, true, 16, &device);
         let canvas = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 3 * 32 * 32], [1, 3, 32, 32]), &device).require_grad();
         let sampled = views.sample(canvas.clone(), &mut Rng::new(1));
         assert_eq!(sampled.dims(), [4, 3, 16, 16]);
         let grads = sampled.sum().backward();
         let grad = values(canvas.grad(&grads).unwrap());
         assert!(grad.iter().all(|g| g.is_finite()) && grad.iter().any(|g| *g != 0.0));
+    }
+
+    #[test]
+    fn without_colour_jitter_views_only_move_and_hide_pixels() {
+        let device = device();
+        let canvas = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 3 * 16 * 16], [1, 3, 16, 16]), &device);
+        let brightest = |colour_jitter| {
+            let views = Views::new(4, 4, 0.5, 0.0, colour_jitter, 16, &device);
+            values(views.sample(canvas.clone(), &mut Rng::new(1))).into_iter().fold(0.0f32, f32::max)
+        };
+        // Resampling and padding blend the grey with black at most; jitter brightens some views.
+        assert!(brightest(false) <= 0.5 + 1e-6, "{}", brightest(false));
+        assert!(brightest(true) > 0.55, "{}", brightest(true));
     }
 }

@@ -73,6 +73,7 @@ impl Generator {
             settings.patch_views,
             settings.patch_fraction,
             settings.noise,
+            settings.colour_jitter,
             model.image_size(),
             &device,
         );

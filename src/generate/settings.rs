@@ -47,6 +47,10 @@ pub struct Settings {
     pub patch_fraction: f32,
     /// Standard deviation of the noise added to each global view.
     pub noise: f32,
+    /// DiffAugment's colour policy on every view (the paper's recipe). Off, the views keep
+    /// the canvas's colours: for a model whose world has a few flat named colours, a
+    /// brightness shift of up to 0.5 turns one named colour into another.
+    pub colour_jitter: bool,
     pub learning_rate: f32,
     pub weight_decay: f32,
     /// The gradient's L2 norm is clipped to this before each step.
@@ -81,6 +85,7 @@ impl Settings {
             patch_weight: 5.0,
             patch_fraction: 128.0 / 224.0,
             noise: 0.01,
+            colour_jitter: true,
             learning_rate: 0.0175,
             weight_decay: 0.01,
             max_grad_norm: 0.001,

@@ -134,11 +134,13 @@ pub struct Recipe {
     pub learning_rate: f32,
     /// Amplitude of the initial noise (0: a flat grey start).
     pub init_noise: f32,
+    /// DiffAugment's colour jitter on the views.
+    pub colour_jitter: bool,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1 }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: true }
     }
 }
 
@@ -148,6 +150,7 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     s.global_views = recipe.global_views;
     s.patch_views = recipe.patch_views;
     s.learning_rate = recipe.learning_rate;
+    s.colour_jitter = recipe.colour_jitter;
     s.seed = seed;
     s.init = Init::Noise { candidates: 8, amplitude: recipe.init_noise };
     s
@@ -213,14 +216,15 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
         r.steps,
         r.global_views,
         r.patch_views,
         r.learning_rate,
-        r.init_noise
+        r.init_noise,
+        if r.colour_jitter { "" } else { ", no colour jitter" }
     );
     md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
     md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";
