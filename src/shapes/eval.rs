@@ -124,8 +124,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// How the evaluation paints: fewer views than the paper's 32 + 32 (hundreds of pictures must
-/// fit a CPU), and the learning rate and start noise that painted best on this 64-pixel
-/// world (docs/shapes.md has the sweep: a faster rate than the paper's, a quieter start).
+/// fit a CPU), and the learning rate, start noise and views that painted best on this
+/// 64-pixel world (docs/shapes.md has the sweep: a faster rate than the paper's, a quieter
+/// start, no colour jitter: a shift in brightness turns one of its flat colours into another).
 #[derive(Debug, Clone, Copy)]
 pub struct Recipe {
     pub steps: usize,
@@ -140,7 +141,7 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: true }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false }
     }
 }
 
