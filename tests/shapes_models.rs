@@ -70,7 +70,7 @@ fn the_judge_accepts_held_out_prompts_painted_by_the_robust_twin() {
     let (robust, plain) = (model("shapes-robust"), model("shapes-plain"));
     let judge = Judge::new();
     let scenes = held_out_scenes(100, 13);
-    for wanted in ["a large orange star at the top right on a purple background"] {
+    for wanted in ["a small orange circle at the top on a purple background"] {
         let scene = scenes.iter().find(|s| s.caption() == wanted).expect("an evaluation prompt");
         for seed in 0..2 {
             let r = score(scene, &judge.judge(&pollster::block_on(paint(&robust, wanted, seed, &Recipe::default())).unwrap()));
