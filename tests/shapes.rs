@@ -81,5 +81,16 @@ fn training_steps_checkpoints_and_resumes() {
             assert!(error.contains("--epsilon") && error.contains(&given.to_string()), "{error}");
         }
     }
+    // N-FGSM's start: the paper's 2 by default, a bad one refused, and none for the attacks
+    // that start inside their ball.
+    assert_eq!(Attack::NoiseFgsm.noise(None).unwrap(), 2.0);
+    assert_eq!(Attack::NoiseFgsm.noise(Some(4.0)).unwrap(), 4.0);
+    for given in [-1.0, f32::NAN] {
+        let error = Attack::NoiseFgsm.noise(Some(given)).unwrap_err().to_string();
+        assert!(error.contains("--noise") && error.contains(&given.to_string()), "{error}");
+    }
+    for attack in [Attack::Fgsm, Attack::L2] {
+        assert!(attack.noise(Some(4.0)).unwrap_err().to_string().contains("--attack n-fgsm"));
+    }
 }
 

@@ -222,9 +222,9 @@ enum ShapesCommand {
         /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm` or `l2`.
         #[arg(long, default_value = "fgsm")]
         attack: clipag::shapes::train::Attack,
-        /// N-FGSM's random start, in multiples of epsilon (the paper's 2).
-        #[arg(long, default_value_t = 2.0)]
-        noise: f32,
+        /// N-FGSM's random start, in multiples of epsilon (default: the paper's 2).
+        #[arg(long)]
+        noise: Option<f32>,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,

@@ -92,12 +92,18 @@ impl Attack {
         })
     }
 
-    /// N-FGSM's random start from the command line's multiple of epsilon.
-    pub fn noise(self, given: f32) -> Result<f32> {
-        if !(given.is_finite() && given >= 0.0) {
-            return Err(Error::Invalid(format!("the attack's random start (--noise) must be zero or a positive multiple of epsilon, not {given}")));
+    /// N-FGSM's random start from the command line's multiple of epsilon (None: the paper's
+    /// 2). The other attacks start inside their ball, so a start given for them is refused
+    /// rather than ignored.
+    pub fn noise(self, given: Option<f32>) -> Result<f32> {
+        match (self, given) {
+            (_, None) => Ok(2.0),
+            (Attack::NoiseFgsm, Some(v)) if v.is_finite() && v >= 0.0 => Ok(v),
+            (Attack::NoiseFgsm, Some(v)) => Err(Error::Invalid(format!(
+                "N-FGSM's random start (--noise) must be zero or a positive multiple of epsilon, not {v}"
+            ))),
+            (_, Some(_)) => Err(Error::Invalid("--noise is N-FGSM's random start: use it with --attack n-fgsm".into())),
         }
-        Ok(given)
     }
 
     pub fn describe(self, epsilon: f32, noise: f32) -> String {
@@ -418,8 +424,8 @@ mod tests {
     use super::*;
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
-    fn changes(attack: Attack, epsilon: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise: 2.0, temperature: 0.07 };
+    fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -439,14 +445,18 @@ mod tests {
 
     #[test]
     fn each_attack_stays_in_its_budget_and_moves_the_images() {
-        for (max, _) in changes(Attack::Fgsm, 8.0 / 255.0) {
+        for (max, _) in changes(Attack::Fgsm, 8.0 / 255.0, 2.0) {
             assert!(max <= 8.0 / 255.0 + 1e-6 && max > 4.0 / 255.0, "FGSM: {max}");
         }
         // N-FGSM is not projected: noise of 2 epsilon plus a step of epsilon.
-        for (max, _) in changes(Attack::NoiseFgsm, 8.0 / 255.0) {
+        for (max, _) in changes(Attack::NoiseFgsm, 8.0 / 255.0, 2.0) {
             assert!(max <= 24.0 / 255.0 + 1e-6 && max > 16.0 / 255.0, "N-FGSM: {max}");
         }
-        for (_, norm) in changes(Attack::L2, 3.0) {
+        // The shipped twin's start of four epsilon.
+        for (max, _) in changes(Attack::NoiseFgsm, 8.0 / 255.0, 4.0) {
+            assert!(max <= 40.0 / 255.0 + 1e-6 && max > 32.0 / 255.0, "N-FGSM from 4 epsilon: {max}");
+        }
+        for (_, norm) in changes(Attack::L2, 3.0, 2.0) {
             // Clamping to [0, 1] can only shorten the change; the step alone is 1.25 epsilon
             // before projection, so the result lies on or near the sphere.
             assert!(norm <= 3.0 + 1e-3 && norm > 1.5, "L2: {norm}");
