@@ -44,7 +44,7 @@ impl Model {
                 config.text.vocab_size
             )));
         }
-        Ok(Self { manifest: files.manifest.clone(), inference: clip.valid(), clip, tokenizer, device: device.clone() })
+        Ok(Self::assemble(files.manifest.clone(), clip, tokenizer, device))
     }
 
     /// A model of `config` with random weights (for benchmarks: the work per step depends on
@@ -62,7 +62,13 @@ impl Model {
             config: config.clone(),
             files: Default::default(),
         };
-        Ok(Self { manifest, inference: clip.valid(), clip, tokenizer, device: device.clone() })
+        Ok(Self::assemble(manifest, clip, tokenizer, device))
+    }
+
+    /// The one place a model is put together, so the inference weights are always the
+    /// trainable ones seen off the autodiff device.
+    fn assemble(manifest: Manifest, clip: Clip, tokenizer: Tokenizer, device: &Device) -> Self {
+        Self { manifest, inference: clip.valid(), clip, tokenizer, device: device.clone() }
     }
 
     pub fn device(&self) -> &Device {
