@@ -3,7 +3,8 @@
 //! reads clean pictures right, and training that runs, checkpoints and resumes.
 
 use clipag::rng::Rng;
-use clipag::shapes::eval::{ATTRIBUTES, held_out_scenes, judge_accuracy};
+use clipag::generate::Parameterisation;
+use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, settings};
 use clipag::shapes::judge::Judge;
 use clipag::shapes::train::{self, Attack, Plan, Trainer};
 use clipag::shapes::world::Scene;
@@ -94,3 +95,15 @@ fn training_steps_checkpoints_and_resumes() {
     }
 }
 
+
+#[test]
+fn the_evaluation_paints_with_the_recipe_it_names() {
+    let recipe = Recipe { steps: 12, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true };
+    let s = settings("a red star", 7, &recipe);
+    assert_eq!((s.steps, s.global_views, s.patch_views, s.seed), (12, 3, 5, 7));
+    assert_eq!((s.learning_rate, s.noise, s.colour_jitter), (0.2, 0.05, true));
+    assert_eq!(s.parameterisation, Parameterisation::Fourier);
+    s.validate().unwrap();
+    let default = settings("a red star", 0, &Recipe::default());
+    assert_eq!((default.noise, default.colour_jitter, default.parameterisation), (0.01, false, Parameterisation::Pixels));
+}

@@ -255,6 +255,12 @@ enum ShapesCommand {
         /// DiffAugment's colour jitter on the views (`true` or `false`).
         #[arg(long, default_value_t = eval::Recipe::default().colour_jitter, action = clap::ArgAction::Set)]
         colour_jitter: bool,
+        /// Standard deviation of the noise on each global view.
+        #[arg(long, default_value_t = eval::Recipe::default().view_noise)]
+        view_noise: f32,
+        /// Paint a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
+        #[arg(long)]
+        fourier: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md and grid.png.
@@ -441,10 +447,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, colour_jitter, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter };
+            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier };
             let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
             let (tables, grid) = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

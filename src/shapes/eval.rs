@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::judge::{Judge, Verdict};
 use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
 use crate::engine::Model;
-use crate::generate::{Generator, Init, Settings};
+use crate::generate::{Generator, Init, Parameterisation, Settings};
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::Result;
@@ -137,11 +137,15 @@ pub struct Recipe {
     pub init_noise: f32,
     /// DiffAugment's colour jitter on the views.
     pub colour_jitter: bool,
+    /// Standard deviation of the noise on each global view (the paper's 0.01).
+    pub view_noise: f32,
+    /// Paint a Fourier spectrum (Lucid) rather than pixels.
+    pub fourier: bool,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: 0.01, fourier: false }
     }
 }
 
@@ -152,6 +156,10 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     s.patch_views = recipe.patch_views;
     s.learning_rate = recipe.learning_rate;
     s.colour_jitter = recipe.colour_jitter;
+    s.noise = recipe.view_noise;
+    if recipe.fourier {
+        s.parameterisation = Parameterisation::Fourier;
+    }
     s.seed = seed;
     s.init = Init::Noise { candidates: 8, amplitude: recipe.init_noise };
     s
@@ -217,7 +225,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
         r.steps,
@@ -225,7 +233,9 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         r.patch_views,
         r.learning_rate,
         r.init_noise,
-        if r.colour_jitter { "" } else { ", no colour jitter" }
+        if r.colour_jitter { "" } else { ", no colour jitter" },
+        r.view_noise,
+        if r.fourier { ", Fourier parameterisation" } else { "" }
     );
     md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
     md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";
