@@ -61,3 +61,30 @@ fn generate_uses_the_built_in_model_by_default() {
     assert_eq!((picture.width(), picture.height()), (64, 64));
     std::fs::remove_file(out_png).ok();
 }
+
+/// `clipag shapes eval` writes its three files, one CSV line per painting.
+#[test]
+fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
+    let out_dir = std::env::temp_dir().join(format!("clipag-cli-eval-{}", std::process::id()));
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let out = clipag(&[
+        "shapes", "eval", "--plain", &format!("{models}/shapes-plain"), "--robust", &format!("{models}/shapes-robust"),
+        "--prompts", "2", "--seeds", "1", "--steps", "2", "--views", "1", "--patch-views", "1",
+        "--out", out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables = std::fs::read_to_string(out_dir.join("tables.md")).unwrap();
+    assert!(tables.contains("painted for 2 held-out prompts x 1 seeds"), "{tables}");
+    image::open(out_dir.join("grid.png")).expect("a PNG");
+    let csv = std::fs::read_to_string(out_dir.join("pictures.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "prompt,seed,model,colour,shape,background,place,size,judged colour,judged shape,judged background,judged place,judged size");
+    assert_eq!(lines.len(), 1 + 2 * 2, "{csv}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 13, "{line}");
+        assert!(fields[0].starts_with("\"a ") && (fields[2] == "plain" || fields[2] == "robust"), "{line}");
+        assert!(fields[3..8].iter().all(|f| *f == "0" || *f == "1"), "{line}");
+    }
+    std::fs::remove_dir_all(out_dir).ok();
+}

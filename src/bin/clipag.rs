@@ -263,7 +263,7 @@ enum ShapesCommand {
         fourier: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
-        /// Where to write tables.md and grid.png.
+        /// Where to write tables.md, grid.png and pictures.csv.
         #[arg(long)]
         out: PathBuf,
     },
@@ -452,11 +452,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
             let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier };
             let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
-            let (tables, grid) = eval::report(plain, robust, &options).await?;
+            let report = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
-            write_file(&out.join("tables.md"), tables.as_bytes())?;
-            write_file(&out.join("grid.png"), &grid.to_png()?)?;
-            println!("{tables}");
+            write_file(&out.join("tables.md"), report.tables.as_bytes())?;
+            write_file(&out.join("grid.png"), &report.grid.to_png()?)?;
+            write_file(&out.join("pictures.csv"), report.pictures_csv.as_bytes())?;
+            println!("{}", report.tables);
         }
     }
     Ok(())

@@ -184,9 +184,18 @@ pub struct Options {
     pub grid_rows: usize,
 }
 
-/// Runs the whole evaluation; returns docs/shapes.md's tables (markdown) and the image grid
-/// (rows of: the prompt's clean render, the plain model's painting, the robust model's).
-pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> Result<(String, Pixels)> {
+/// What `report` writes.
+pub struct Report {
+    /// docs/shapes.md's tables (markdown).
+    pub tables: String,
+    /// Rows of: the prompt's clean render, the plain model's painting, the robust model's.
+    pub grid: Pixels,
+    /// One line per painting: what was asked, what the judge read, and whether it matches.
+    pub pictures_csv: String,
+}
+
+/// Runs the whole evaluation.
+pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> Result<Report> {
     let judge = Judge::new();
     let mut md = String::new();
     let size = robust.image_size();
@@ -207,6 +216,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     let prompts = held_out_scenes(options.prompts, 13);
     let mut painted = [Tally::default(), Tally::default()];
     let mut grid_rows = Vec::new();
+    let mut csv = format!("prompt,seed,model,{},{}\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
         let caption = scene.caption();
@@ -214,7 +224,11 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
             let mut row = vec![scene.render(size)];
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
                 let picture = paint(model, &caption, seed, &options.recipe).await?;
-                painted[k].add(score(scene, &judge.judge(&picture)));
+                let verdict = judge.judge(&picture);
+                let right = score(scene, &verdict);
+                painted[k].add(right);
+                let right = right.map(|r| if r { "1" } else { "0" });
+                csv += &format!("\"{caption}\",{seed},{},{},{}\n", ["plain", "robust"][k], right.join(","), named(&verdict).join(","));
                 row.push(picture);
             }
             if seed == 0 && grid_rows.len() < options.grid_rows {
@@ -243,7 +257,18 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         md += &format!("| {} | {caption} |\n", i + 1);
     }
     let grid = grid(&grid_rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(), 2);
-    Ok((md, grid))
+    Ok(Report { tables: md, grid, pictures_csv: csv })
+}
+
+/// The judge's reading in the world's words, in `ATTRIBUTES` order ("none" where it saw no object).
+fn named(verdict: &Verdict) -> [&'static str; 5] {
+    [
+        verdict.color.map_or("none", |c| COLORS[c].0),
+        verdict.shape.map_or("none", |s| s.name()),
+        COLORS[verdict.background].0,
+        verdict.place.map_or("none", |p| p.phrase()),
+        verdict.size.map_or("none", |s| s.name()),
+    ]
 }
 
 fn table(rows: &[(&str, &Tally)]) -> String {
