@@ -95,7 +95,6 @@ fn training_steps_checkpoints_and_resumes() {
     }
 }
 
-
 #[test]
 fn the_evaluation_paints_with_the_recipe_it_names() {
     let recipe = Recipe { steps: 12, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true };

@@ -20,7 +20,7 @@ use augment::Views;
 use objective::Objective;
 use optimise::{AdamW, clip_grad_norm, dynamic_threshold, threshold_level};
 use param::{Canvas, low_frequency_noise};
-pub use settings::{DEFAULT_INIT_NOISE, Init, Parameterisation, Prompt, Settings};
+pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Parameterisation, Prompt, Settings};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]

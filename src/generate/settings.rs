@@ -71,6 +71,8 @@ pub const MAX_VIEWS: usize = 256;
 pub const MAX_STEPS: usize = 10_000;
 /// The initial noise's amplitude (of its coarsest field).
 pub const DEFAULT_INIT_NOISE: f32 = 0.35;
+/// The paper's noise on each global view (a standard deviation).
+pub const DEFAULT_VIEW_NOISE: f32 = 0.01;
 
 impl Settings {
     /// The paper's recipe for one prompt, on a canvas of `size` (the model's resolution).
@@ -84,7 +86,7 @@ impl Settings {
             patch_views: 32,
             patch_weight: 5.0,
             patch_fraction: 128.0 / 224.0,
-            noise: 0.01,
+            noise: DEFAULT_VIEW_NOISE,
             colour_jitter: true,
             learning_rate: 0.0175,
             weight_decay: 0.01,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::judge::{Judge, Verdict};
 use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
 use crate::engine::Model;
-use crate::generate::{Generator, Init, Parameterisation, Settings};
+use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Parameterisation, Settings};
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::Result;
@@ -137,7 +137,7 @@ pub struct Recipe {
     pub init_noise: f32,
     /// DiffAugment's colour jitter on the views.
     pub colour_jitter: bool,
-    /// Standard deviation of the noise on each global view (the paper's 0.01).
+    /// Standard deviation of the noise on each global view.
     pub view_noise: f32,
     /// Paint a Fourier spectrum (Lucid) rather than pixels.
     pub fourier: bool,
@@ -145,7 +145,7 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: 0.01, fourier: false }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false }
     }
 }
 
