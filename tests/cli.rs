@@ -27,7 +27,7 @@ fn bad_backend_fails_with_a_message() {
 
 #[test]
 fn generate_refuses_bad_settings_before_loading_anything() {
-    let dir = std::env::temp_dir().join(format!("clipag-cli-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-bad-settings");
     std::fs::create_dir_all(&dir).unwrap();
     let not_an_image = dir.join("not-an-image.png");
     std::fs::write(&not_an_image, b"this is not a picture").unwrap();
@@ -51,7 +51,7 @@ fn generate_refuses_bad_settings_before_loading_anything() {
 /// Without `--model`, the built-in Shapes model (carried by the binary) paints.
 #[test]
 fn generate_uses_the_built_in_model_by_default() {
-    let out_png = std::env::temp_dir().join(format!("clipag-cli-builtin-{}.png", std::process::id()));
+    let out_png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-builtin.png");
     let out = clipag(&[
         "generate", "--backend", "cpu", "--prompt", "a red star", "--steps", "3", "--views", "2", "--patch-views", "2",
         "--candidates", "2", "--out", out_png.to_str().unwrap(),
@@ -65,7 +65,8 @@ fn generate_uses_the_built_in_model_by_default() {
 /// `clipag shapes eval` writes its three files, one CSV line per painting.
 #[test]
 fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
-    let out_dir = std::env::temp_dir().join(format!("clipag-cli-eval-{}", std::process::id()));
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-eval");
+    let _ = std::fs::remove_dir_all(&out_dir);
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let out = clipag(&[
         "shapes", "eval", "--plain", &format!("{models}/shapes-plain"), "--robust", &format!("{models}/shapes-robust"),

@@ -66,7 +66,8 @@ fn training_steps_checkpoints_and_resumes() {
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());
     }
-    let dir = std::env::temp_dir().join(format!("clipag-shapes-ckpt-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shapes-checkpoint");
+    let _ = std::fs::remove_dir_all(&dir);
     trainer.save_checkpoint(&dir).unwrap();
     let mut resumed = Trainer::resume(plan.clone(), &dir).unwrap();
     assert_eq!(resumed.step, 3);

@@ -2,15 +2,16 @@
 // paints on its own, pause and resume, a PNG that decodes, a second visit with the network
 // off, a corrupt model refused and never cached, and compare mode.
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native, openPage, waitForState } from './harness.mjs';
 
 const TINY = '../shared/fixtures/tiny-clip';
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-app-'));
+after(() => rmSync(models, { recursive: true, force: true }));
 const mounts = { '/test-models/': models };
 
 before(() => {

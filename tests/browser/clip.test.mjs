@@ -2,9 +2,9 @@
 // by the native command line from ../shared/fixtures/tiny-clip are served beside the app,
 // loaded through the wasm module, and compared with open_clip's reference numbers.
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cosine, loadEngine, native, openPage, readSafetensors, relativeError, row } from './harness.mjs';
@@ -13,6 +13,7 @@ const TINY = '../shared/fixtures/tiny-clip';
 const reference = readSafetensors(readFileSync(join(TINY, 'reference.safetensors')));
 const prompts = JSON.parse(readFileSync(join(TINY, 'reference.json'), 'utf8')).prompts;
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-models-'));
+after(() => rmSync(models, { recursive: true, force: true }));
 
 before(() => {
   for (const quant of ['f32', 'q8']) {

@@ -1,15 +1,16 @@
 // The optimisation loop in the page, on WebGPU, follows the same trajectory as native code
 // on wgpu (lavapipe): same seed and settings, scores within 1e-3 step by step.
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEngine, native, openPage } from './harness.mjs';
 
 const TINY = '../shared/fixtures/tiny-clip';
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-generate-'));
+after(() => rmSync(models, { recursive: true, force: true }));
 const request = { prompt: 'a photo of a cat', steps: 4, views: 4, patchViews: 4, candidates: 2, seed: 5 };
 
 before(() => {

@@ -3,7 +3,7 @@
 // the load time, the engine's memory and one step's time (recorded in docs/performance.md).
 // Slow on SwiftShader (minutes): the first pass compiles and autotunes every kernel on a CPU.
 
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { loadEngine, native, openPage } from './harness.mjs';
 
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-vit-'));
+after(() => rmSync(models, { recursive: true, force: true }));
 
 before(() => {
   const checkpoint = join(models, 'CLIPAG_ViTB32_random.pt');

@@ -81,9 +81,10 @@ pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
     (diff / norm).sqrt()
 }
 
-/// A fresh temporary directory under the target directory's tmp.
+/// A fresh directory under the target directory's tmp (Cargo's CARGO_TARGET_TMPDIR), named
+/// for the test binary and `name`: a rerun replaces it, so runs do not pile up in /tmp.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clipag-test-{}-{name}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", env!("CARGO_CRATE_NAME")));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
