@@ -225,6 +225,9 @@ enum ShapesCommand {
         /// N-FGSM's random start, in multiples of epsilon (default: the paper's 2).
         #[arg(long)]
         noise: Option<f32>,
+        /// Share of each adversarial batch left clean, 0 to below 1 (default 0: all adversarial).
+        #[arg(long)]
+        clean_share: Option<f32>,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,
@@ -433,7 +436,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -443,6 +446,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 epsilon: Some(attack.budget(epsilon)?),
                 attack,
                 noise: attack.noise(noise)?,
+                clean_share: train::clean_share(clean_share)?,
                 temperature: 0.07,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

@@ -55,6 +55,10 @@ pub struct Plan {
     /// N-FGSM's random start, as a multiple of epsilon (the paper's default is 2): uniform
     /// noise of this many epsilon before the signed step.
     pub noise: f32,
+    /// Share of each adversarial step's batch left clean (0: all adversarial). A mixed batch
+    /// is meant to keep what clean images teach (places, shapes) while the rest teaches
+    /// robustness.
+    pub clean_share: f32,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
 }
@@ -112,6 +116,16 @@ impl Attack {
             Attack::NoiseFgsm => format!("N-FGSM, L-inf {epsilon:.4} = {:.1}/255, start noise {noise} epsilon", epsilon * 255.0),
             Attack::L2 => format!("FGSM with random start, L2 {epsilon}"),
         }
+    }
+
+}
+
+/// The share of an adversarial batch left clean, from the command line's (None: none).
+pub fn clean_share(given: Option<f32>) -> Result<f32> {
+    match given {
+        None => Ok(0.0),
+        Some(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Some(v) => Err(Error::Invalid(format!("--clean-share is the share of each batch left clean: at least 0 and less than 1, not {v}"))),
     }
 }
 
@@ -197,7 +211,7 @@ impl Trainer {
         let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
         let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
         let images = match (adversarial, self.plan.epsilon) {
-            (true, Some(epsilon)) => self.attack(images, &sequences, &targets, epsilon, &mut rng)?,
+            (true, Some(epsilon)) => self.mixed(images, &sequences, &targets, epsilon, &mut rng)?,
             _ => images,
         };
         let image_embeddings = self.model.encode_image(images)?;
@@ -226,6 +240,22 @@ impl Trainer {
             .map(|s| self.tokenizer.encode(&s.caption()).map(|t| t.ids))
             .collect::<Result<Vec<_>>>()?;
         Ok((images, sequences, fit_targets(&scenes, &self.device)))
+    }
+
+    /// The batch's first images made adversarial, its last `clean_share` left clean (the
+    /// attack runs on the adversarial ones only, against every caption of the batch).
+    fn mixed(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
+        let count = images.dims()[0];
+        let clean = ((count as f32 * self.plan.clean_share).round() as usize).min(count);
+        if clean == 0 {
+            return self.attack(images, sequences, targets, epsilon, rng);
+        }
+        if clean == count {
+            return Ok(images);
+        }
+        let attacked = count - clean;
+        let adversarial = self.attack(images.clone().narrow(0, 0, attacked), sequences, &targets.clone().narrow(0, 0, attacked), epsilon, rng)?;
+        Ok(Tensor::cat(vec![adversarial, images.narrow(0, attacked, clean)], 0))
     }
 
     /// One gradient step that increases the image-to-text loss from a random start (see
@@ -402,6 +432,9 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let twin = Plan { epsilon, ..plan.clone() };
         let mut trainer = start(&dir, &pre_dir, twin)?;
         let kind = match epsilon {
+            Some(e) if plan.clean_share > 0.0 => {
+                format!("adversarial ({}; {:.0}% of each batch clean)", plan.attack.describe(e, plan.noise), plan.clean_share * 100.0)
+            }
             Some(e) => format!("adversarial ({})", plan.attack.describe(e, plan.noise)),
             None => "clean".to_string(),
         };
@@ -425,7 +458,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -441,6 +474,24 @@ mod tests {
                 (d.iter().fold(0.0f32, |m, v| m.max(v.abs())), d.iter().map(|v| v * v).sum::<f32>().sqrt())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_mixed_batch_leaves_its_clean_share_untouched() {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, temperature: 0.07 };
+        let trainer = Trainer::new(plan).unwrap();
+        let mut rng = Rng::new(9);
+        let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
+        let pixels = images.clone().into_data().try_into_vec_as::<f32>().unwrap();
+        let mixed = trainer.mixed(images, &sequences, &targets, 16.0 / 255.0, &mut rng).unwrap();
+        let mixed = mixed.into_data().try_into_vec_as::<f32>().unwrap();
+        let per_image = 3 * 64 * 64;
+        let moved: Vec<bool> = pixels.chunks(per_image).zip(mixed.chunks(per_image)).map(|(a, b)| a != b).collect();
+        assert_eq!(moved, [true, true, false, false]);
+        assert_eq!(clean_share(None).unwrap(), 0.0);
+        for given in [1.0, -0.1, f32::NAN] {
+            assert!(clean_share(Some(given)).unwrap_err().to_string().contains("--clean-share"));
+        }
     }
 
     #[test]
