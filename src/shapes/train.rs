@@ -117,7 +117,6 @@ impl Attack {
             Attack::L2 => format!("FGSM with random start, L2 {epsilon}"),
         }
     }
-
 }
 
 /// The share of an adversarial batch left clean, from the command line's (None: none).
