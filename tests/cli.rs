@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+mod common;
+use common::temp_dir;
+
 fn clipag(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_clipag"))
         .args(args)
@@ -27,8 +30,7 @@ fn bad_backend_fails_with_a_message() {
 
 #[test]
 fn generate_refuses_bad_settings_before_loading_anything() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-bad-settings");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("bad-settings");
     let not_an_image = dir.join("not-an-image.png");
     std::fs::write(&not_an_image, b"this is not a picture").unwrap();
     let model = dir.join("no-such-model");
@@ -51,7 +53,7 @@ fn generate_refuses_bad_settings_before_loading_anything() {
 /// Without `--model`, the built-in Shapes model (carried by the binary) paints.
 #[test]
 fn generate_uses_the_built_in_model_by_default() {
-    let out_png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-builtin.png");
+    let out_png = temp_dir("builtin").join("out.png");
     let out = clipag(&[
         "generate", "--backend", "cpu", "--prompt", "a red star", "--steps", "3", "--views", "2", "--patch-views", "2",
         "--candidates", "2", "--out", out_png.to_str().unwrap(),
@@ -65,8 +67,7 @@ fn generate_uses_the_built_in_model_by_default() {
 /// `clipag shapes eval` writes its three files, one CSV line per painting.
 #[test]
 fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
-    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-eval");
-    let _ = std::fs::remove_dir_all(&out_dir);
+    let out_dir = temp_dir("eval");
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let out = clipag(&[
         "shapes", "eval", "--plain", &format!("{models}/shapes-plain"), "--robust", &format!("{models}/shapes-robust"),

@@ -10,6 +10,9 @@ use clipag::shapes::train::{self, Attack, Plan, Trainer};
 use clipag::shapes::world::Scene;
 use clipag::tokenizer::Tokenizer;
 
+mod common;
+use common::temp_dir;
+
 #[test]
 fn same_seed_same_world() {
     let draw = |seed| {
@@ -66,8 +69,7 @@ fn training_steps_checkpoints_and_resumes() {
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());
     }
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("shapes-checkpoint");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("checkpoint");
     trainer.save_checkpoint(&dir).unwrap();
     let mut resumed = Trainer::resume(plan.clone(), &dir).unwrap();
     assert_eq!(resumed.step, 3);
