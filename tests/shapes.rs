@@ -54,6 +54,28 @@ fn training_never_sees_a_held_out_combination() {
 }
 
 #[test]
+fn a_minimal_pair_differs_in_one_said_attribute() {
+    let mut rng = Rng::new(4);
+    let mut changed = [0usize; 3]; // shape, size, place
+    for _ in 0..2000 {
+        let (a, b) = Scene::minimal_pair(&mut rng);
+        let (ca, cb) = (a.caption(), b.caption());
+        assert!(a.objects.iter().chain(&b.objects).all(|o| !o.held_out(a.background)), "{ca} / {cb}");
+        assert_eq!(a.background, b.background);
+        let differing: Vec<usize> = a.objects.iter().zip(&b.objects).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
+        assert_eq!(differing.len(), 1, "{ca} / {cb}");
+        let (x, y) = (a.objects[differing[0]], b.objects[differing[0]]);
+        let which = [x.shape != y.shape, x.size != y.size, x.place != y.place];
+        assert_eq!(which.iter().filter(|w| **w).count(), 1, "{ca} / {cb}");
+        which.iter().zip(&mut changed).filter(|(w, _)| **w).for_each(|(_, n)| *n += 1);
+        // Each caption fits its own picture only: the difference is said.
+        assert!(a.fits(&a) && b.fits(&b) && !a.fits(&b) && !b.fits(&a), "{ca} / {cb}");
+        assert_ne!(ca, cb);
+    }
+    assert!(changed.iter().all(|&n| n > 300), "{changed:?}");
+}
+
+#[test]
 fn judge_reads_clean_pictures() {
     let tally = judge_accuracy(&Judge::new(), &held_out_scenes(400, 4), 64);
     for (a, name) in ATTRIBUTES.iter().enumerate() {
@@ -64,7 +86,7 @@ fn judge_reads_clean_pictures() {
 
 #[test]
 fn training_steps_checkpoints_and_resumes() {
-    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, temperature: 0.07 };
+    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, minimal_pairs: false, temperature: 0.07 };
     let mut trainer = Trainer::new(plan.clone()).unwrap();
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());

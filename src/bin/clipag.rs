@@ -228,6 +228,10 @@ enum ShapesCommand {
         /// Share of each adversarial batch left clean, 0 to below 1 (default 0: all adversarial).
         #[arg(long)]
         clean_share: Option<f32>,
+        /// Batches of minimal pairs: each scene beside a copy with one shape, size or place
+        /// changed, both captions saying it (default: independent scenes).
+        #[arg(long)]
+        minimal_pairs: bool,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,
@@ -436,7 +440,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -447,6 +451,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 attack,
                 noise: attack.noise(noise)?,
                 clean_share: train::clean_share(clean_share)?,
+                minimal_pairs,
                 temperature: 0.07,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

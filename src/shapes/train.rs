@@ -59,6 +59,8 @@ pub struct Plan {
     /// is meant to keep what clean images teach (places, shapes) while the rest teaches
     /// robustness.
     pub clean_share: f32,
+    /// Batches made of minimal pairs (`Scene::minimal_pair`) rather than independent scenes.
+    pub minimal_pairs: bool,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
 }
@@ -230,7 +232,13 @@ impl Trainer {
     /// `count` fresh scenes from `rng`: their pictures `[count, 3, size, size]`, their
     /// captions' token ids, and which caption fits which picture (`fit_targets`).
     fn batch(&self, count: usize, rng: &mut Rng) -> Result<(Tensor<4>, Vec<Vec<u32>>, Tensor<2>)> {
-        let scenes: Vec<Scene> = (0..count).map(|_| Scene::random(rng, false)).collect();
+        let scenes: Vec<Scene> = if self.plan.minimal_pairs {
+            let mut scenes: Vec<Scene> = (0..count / 2).flat_map(|_| <[Scene; 2]>::from(Scene::minimal_pair(rng))).collect();
+            scenes.extend((scenes.len()..count).map(|_| Scene::random(rng, false)));
+            scenes
+        } else {
+            (0..count).map(|_| Scene::random(rng, false)).collect()
+        };
         let size = self.config.vision.image_size;
         let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(size).data).collect();
         let images = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, size, size]), &self.device);
@@ -457,7 +465,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -477,7 +485,7 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
