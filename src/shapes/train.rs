@@ -445,6 +445,8 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
             Some(e) => format!("adversarial ({})", plan.attack.describe(e, plan.noise)),
             None => "clean".to_string(),
         };
+        // The manifest's source says how the batches were drawn, as it says the attack.
+        let kind = if plan.minimal_pairs { format!("{kind} minimal-pair") } else { kind };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
         run(&mut trainer, total, 50, Some((&dir, checkpoint_every)))?;
         trainer.save_checkpoint(&dir)?;

@@ -176,7 +176,6 @@ impl Scene {
     /// al. 2023, makes them from captions), and an attack on one half is pushed toward the
     /// other half's caption.
     pub fn minimal_pair(rng: &mut Rng) -> (Self, Self) {
-        let pick = |rng: &mut Rng, n: usize| rng.int(0, n as i64 - 1) as usize;
         loop {
             let mut first = Self::random(rng, false);
             let mut second = first.clone();
@@ -203,7 +202,6 @@ impl Scene {
     }
 
     fn any(rng: &mut Rng) -> Self {
-        let pick = |rng: &mut Rng, n: usize| rng.int(0, n as i64 - 1) as usize;
         let background = pick(rng, COLORS.len());
         let other_color = |rng: &mut Rng| loop {
             let c = pick(rng, COLORS.len());
@@ -339,6 +337,11 @@ fn draw(pixmap: &mut Pixmap, object: &Object, side: f32) {
     paint.set_color_rgba8(red, green, blue, 255);
     paint.anti_alias = true;
     pixmap.fill_path(&path, &paint, FillRule::Winding, Transform::identity(), None);
+}
+
+/// A uniform index below `n`.
+fn pick(rng: &mut Rng, n: usize) -> usize {
+    rng.int(0, n as i64 - 1) as usize
 }
 
 /// Every word a caption can use: the Shapes tokenizer's vocabulary.
