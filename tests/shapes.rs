@@ -6,7 +6,7 @@ use clipag::rng::Rng;
 use clipag::generate::Parameterisation;
 use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, settings};
 use clipag::shapes::judge::Judge;
-use clipag::shapes::train::{self, Attack, Plan, Trainer};
+use clipag::shapes::train::{self, Attack, Objective, Plan, Trainer};
 use clipag::shapes::world::Scene;
 use clipag::tokenizer::Tokenizer;
 
@@ -86,7 +86,7 @@ fn judge_reads_clean_pictures() {
 
 #[test]
 fn training_steps_checkpoints_and_resumes() {
-    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, minimal_pairs: false, temperature: 0.07 };
+    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
     let mut trainer = Trainer::new(plan.clone()).unwrap();
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());
@@ -100,6 +100,11 @@ fn training_steps_checkpoints_and_resumes() {
     assert!(noisy.step().unwrap().is_finite(), "an N-FGSM step");
     let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0).unwrap()), ..plan }, &dir).unwrap();
     assert!(l2.step().unwrap().is_finite(), "an L2 step");
+    // FARE needs its reference, the pre-trained model, and says so.
+    let mut fare = Trainer::resume(Plan { objective: Objective::Fare, ..plan.clone() }, &dir).unwrap();
+    assert!(fare.step().unwrap_err().to_string().contains("reference"));
+    fare.set_reference(&dir).unwrap();
+    assert!(fare.step().unwrap().is_finite(), "a FARE step");
     // A budget that is no budget is refused, named as the user gave it.
     for attack in [Attack::Fgsm, Attack::NoiseFgsm, Attack::L2] {
         for given in [0.0, -3.0, f32::NAN] {

@@ -232,6 +232,14 @@ enum ShapesCommand {
         /// changed, both captions saying it (default: independent scenes).
         #[arg(long)]
         minimal_pairs: bool,
+        /// What the robust twin's adversarial steps minimise: `tecoa` (the contrastive loss
+        /// against the captions, CLIPAG's) or `fare` (the embeddings of the pre-trained model).
+        #[arg(long, default_value = "tecoa")]
+        objective: clipag::shapes::train::Objective,
+        /// Vision blocks added on top of the pre-trained image tower when a twin starts from
+        /// the pre-training, each starting as the identity (default 0).
+        #[arg(long, default_value_t = 0)]
+        deeper_vision: usize,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,
@@ -440,7 +448,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, objective, deeper_vision, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -452,6 +460,8 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 noise: attack.noise(noise)?,
                 clean_share: train::clean_share(clean_share)?,
                 minimal_pairs,
+                objective,
+                deeper_vision,
                 temperature: 0.07,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

@@ -9,13 +9,13 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::world::{Scene, vocabulary};
-use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig};
+use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig, WeightSource};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
 use crate::weights::folder::{self, Description};
 use crate::weights::quant::Quantization;
 use crate::weights::random::RandomWeights;
-use crate::weights::tensors::TensorMap;
+use crate::weights::tensors::{HostTensor, TensorMap};
 use crate::{Error, Result};
 
 /// The Shapes architecture: a small ViT (64-pixel images in 8-pixel patches) and a small
@@ -61,6 +61,11 @@ pub struct Plan {
     pub clean_share: f32,
     /// Batches made of minimal pairs (`Scene::minimal_pair`) rather than independent scenes.
     pub minimal_pairs: bool,
+    /// What the adversarial steps minimise and their attack maximises.
+    pub objective: Objective,
+    /// Vision blocks added on top of the pre-trained image tower when a twin starts from
+    /// the pre-training (see `Deepened`); 0 keeps the architecture.
+    pub deeper_vision: usize,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
 }
@@ -121,6 +126,45 @@ impl Attack {
     }
 }
 
+/// What the robust twin's adversarial steps minimise, and their attack maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Objective {
+    /// TeCoA (Mao et al., "Understanding zero-shot adversarial robustness for large-scale
+    /// models", 2023), the loss CLIPAG fine-tunes with: the contrastive loss between the
+    /// adversarial pictures and the batch's captions.
+    Tecoa,
+    /// FARE (Schlarmann et al., "Robust CLIP", 2024): the adversarial picture's embedding
+    /// pulled toward what the pre-trained model makes of the clean picture, the text tower
+    /// untouched. It asks the model to keep what it knew rather than to re-learn it from the
+    /// captions, which TeCoA's twins did not manage for shapes and places.
+    Fare,
+}
+
+/// What an adversarial step's pictures are scored against.
+enum Goal {
+    /// The batch's captions (unit embeddings, held fixed) and which fits which picture.
+    Captions { texts: Tensor<2>, targets: Tensor<2> },
+    /// The pre-trained model's unit embeddings of the clean pictures.
+    Reference(Tensor<2>),
+}
+
+impl Goal {
+    fn loss(&self, images: Tensor<2>, temperature: f32) -> Tensor<1> {
+        match self {
+            Goal::Captions { texts, targets } => cross_entropy(unit(images).matmul(texts.clone().transpose()) / temperature, targets.clone()),
+            Goal::Reference(reference) => (unit(images) - reference.clone()).square().sum_dim(1).mean(),
+        }
+    }
+
+    /// The goal of the batch's first `count` pictures.
+    fn first(&self, count: usize) -> Goal {
+        match self {
+            Goal::Captions { texts, targets } => Goal::Captions { texts: texts.clone(), targets: targets.clone().narrow(0, 0, count) },
+            Goal::Reference(reference) => Goal::Reference(reference.clone().narrow(0, 0, count)),
+        }
+    }
+}
+
 /// The share of an adversarial batch left clean, from the command line's (None: none).
 pub fn clean_share(given: Option<f32>) -> Result<f32> {
     match given {
@@ -148,6 +192,8 @@ pub struct Trainer {
     model: Clip,
     origins: Vec<ParamOrigin>,
     optimizer: burn::optim::ModuleOptimizer,
+    /// The pre-trained model, frozen: FARE's reference.
+    reference: Option<Clip>,
     pub step: usize,
 }
 
@@ -165,16 +211,25 @@ impl Trainer {
     /// start afresh; the data, drawn from the seed and the step, continues where it was).
     pub fn resume(plan: Plan, dir: &Path) -> Result<Self> {
         let files = folder::read(dir)?;
-        let progress = std::fs::read_to_string(dir.join(PROGRESS))
-            .map_err(|e| Error::Invalid(format!("{}: not a training checkpoint ({e})", dir.display())))?;
-        let step = serde_json::from_str::<serde_json::Value>(&progress)
-            .ok()
-            .and_then(|v| v["step"].as_u64())
-            .ok_or_else(|| Error::Invalid(format!("{}: {PROGRESS} names no step", dir.display())))? as usize;
+        let step = progress(dir)?;
         let device = Device::flex().autodiff();
         let mut weights = crate::weights::StoredWeights::parse(&files.weights)?;
         let (model, origins) = Clip::trainable(&files.manifest.config, &mut weights, &device)?;
         Self::with_model(plan, files.manifest.config.clone(), files.tokenizer.clone(), device, model, origins, step)
+    }
+
+    /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
+    /// blocks, each the identity at first (see `Deepened`).
+    pub fn deepened(plan: Plan, dir: &Path) -> Result<Self> {
+        let files = folder::read(dir)?;
+        let step = progress(dir)?;
+        let mut config = files.manifest.config.clone();
+        let layers = config.vision.layers;
+        config.vision.layers += plan.deeper_vision;
+        let device = Device::flex().autodiff();
+        let mut weights = Deepened { inner: crate::weights::StoredWeights::parse(&files.weights)?, layers };
+        let (model, origins) = Clip::trainable(&config, &mut weights, &device)?;
+        Self::with_model(plan, config, files.tokenizer.clone(), device, model, origins, step)
     }
 
     fn with_model(
@@ -188,7 +243,15 @@ impl Trainer {
     ) -> Result<Self> {
         let tokenizer = Tokenizer::from_json(&tokenizer_json, config.text.context_length)?;
         let optimizer = AdamWConfig::new().with_weight_decay(0.05).init();
-        Ok(Self { plan, config, tokenizer, tokenizer_json, device, model, origins, optimizer, step })
+        Ok(Self { plan, config, tokenizer, tokenizer_json, device, model, origins, optimizer, reference: None, step })
+    }
+
+    /// Freezes the model in checkpoint folder `dir` as FARE's reference.
+    pub fn set_reference(&mut self, dir: &Path) -> Result<()> {
+        let files = folder::read(dir)?;
+        let mut weights = crate::weights::StoredWeights::parse(&files.weights)?;
+        self.reference = Some(Clip::load(&files.manifest.config, &mut weights, &self.device)?);
+        Ok(())
     }
 
     pub fn total_steps(&self) -> usize {
@@ -211,13 +274,20 @@ impl Trainer {
         let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
         let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
         let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
-        let images = match (adversarial, self.plan.epsilon) {
-            (true, Some(epsilon)) => self.mixed(images, &sequences, &targets, epsilon, &mut rng)?,
-            _ => images,
+        let loss = match (adversarial, self.plan.epsilon, self.plan.objective) {
+            (true, Some(epsilon), Objective::Fare) => {
+                let reference = self.reference.as_ref().ok_or_else(|| Error::Invalid("FARE needs the pre-trained model as its reference".into()))?;
+                let goal = Goal::Reference(unit(reference.encode_image(images.clone())?.detach()));
+                let images = self.mixed(images, &goal, epsilon, &mut rng)?;
+                goal.loss(self.model.encode_image(images)?, self.plan.temperature)
+            }
+            (true, Some(epsilon), Objective::Tecoa) => {
+                let goal = self.captions(&sequences, &targets)?;
+                let images = self.mixed(images, &goal, epsilon, &mut rng)?;
+                contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature)
+            }
+            _ => contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature),
         };
-        let image_embeddings = self.model.encode_image(images)?;
-        let text_embeddings = self.model.encode_text(&sequences)?;
-        let loss = contrastive_loss(image_embeddings, text_embeddings, &targets, self.plan.temperature);
         let value = loss.clone().into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0];
         if !value.is_finite() {
             return Err(Error::Device(format!("step {}: the loss is not finite", self.step)));
@@ -249,26 +319,30 @@ impl Trainer {
         Ok((images, sequences, fit_targets(&scenes, &self.device)))
     }
 
+    /// TeCoA's goal: the batch's captions as the model reads them now, held fixed.
+    fn captions(&self, sequences: &[Vec<u32>], targets: &Tensor<2>) -> Result<Goal> {
+        Ok(Goal::Captions { texts: unit(self.model.encode_text(sequences)?.detach()), targets: targets.clone() })
+    }
+
     /// The batch's first images made adversarial, its last `clean_share` left clean (the
     /// attack runs on the adversarial ones only, against every caption of the batch).
-    fn mixed(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
+    fn mixed(&self, images: Tensor<4>, goal: &Goal, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
         let count = images.dims()[0];
         let clean = ((count as f32 * self.plan.clean_share).round() as usize).min(count);
         if clean == 0 {
-            return self.attack(images, sequences, targets, epsilon, rng);
+            return self.attack(images, goal, epsilon, rng);
         }
         if clean == count {
             return Ok(images);
         }
         let attacked = count - clean;
-        let adversarial = self.attack(images.clone().narrow(0, 0, attacked), sequences, &targets.clone().narrow(0, 0, attacked), epsilon, rng)?;
+        let adversarial = self.attack(images.clone().narrow(0, 0, attacked), &goal.first(attacked), epsilon, rng)?;
         Ok(Tensor::cat(vec![adversarial, images.narrow(0, attacked, clean)], 0))
     }
 
-    /// One gradient step that increases the image-to-text loss from a random start (see
-    /// `Attack`), the result kept in [0, 1].
-    fn attack(&self, images: Tensor<4>, sequences: &[Vec<u32>], targets: &Tensor<2>, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
-        let texts = unit(self.model.encode_text(sequences)?.detach());
+    /// One gradient step that increases the goal's loss from a random start (see `Attack`),
+    /// the result kept in [0, 1].
+    fn attack(&self, images: Tensor<4>, goal: &Goal, epsilon: f32, rng: &mut Rng) -> Result<Tensor<4>> {
         let dims = images.dims();
         let count = dims.iter().product::<usize>();
         let start = match self.plan.attack {
@@ -291,8 +365,7 @@ impl Trainer {
         };
         let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
         let adversarial = (images.clone() + delta.clone()).clamp(0.0, 1.0);
-        let logits = unit(self.model.encode_image(adversarial)?).matmul(texts.transpose()) / self.plan.temperature;
-        let loss = cross_entropy(logits, targets.clone());
+        let loss = goal.loss(self.model.encode_image(adversarial)?, self.plan.temperature);
         let grad = delta
             .grad(&loss.backward())
             .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
@@ -326,6 +399,46 @@ impl Trainer {
         self.save(dir, Quantization::F32, "checkpoint", format!("clipag shapes training checkpoint ({:?})", self.plan))?;
         let progress = serde_json::json!({ "step": self.step }).to_string();
         std::fs::write(dir.join(PROGRESS), progress).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))
+    }
+}
+
+/// The step a checkpoint folder's `training.json` says training reached.
+fn progress(dir: &Path) -> Result<usize> {
+    let progress = std::fs::read_to_string(dir.join(PROGRESS))
+        .map_err(|e| Error::Invalid(format!("{}: not a training checkpoint ({e})", dir.display())))?;
+    let step = serde_json::from_str::<serde_json::Value>(&progress)
+        .ok()
+        .and_then(|v| v["step"].as_u64())
+        .ok_or_else(|| Error::Invalid(format!("{}: {PROGRESS} names no step", dir.display())))?;
+    Ok(step as usize)
+}
+
+/// Stored weights with more vision blocks than they hold: each block past the stored ones
+/// is a copy of the last stored block with its attention's and its MLP's output
+/// projections zero, so it adds nothing to the residual stream and the deeper tower starts
+/// as the pre-trained one (function-preserving growth, as in Net2Net's deeper networks;
+/// the zero projections get gradients at once and open the block as training goes).
+struct Deepened<'a> {
+    inner: crate::weights::StoredWeights<'a>,
+    /// How many vision blocks the stored weights hold.
+    layers: usize,
+}
+
+impl WeightSource for Deepened<'_> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        const BLOCKS: &str = "visual.transformer.resblocks.";
+        let added = name
+            .strip_prefix(BLOCKS)
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(index, field)| Some((index.parse::<usize>().ok()?, field)))
+            .filter(|(index, _)| *index >= self.layers);
+        match added {
+            Some((_, field)) if field.starts_with("attn.out_proj.") || field.starts_with("mlp.c_proj.") => {
+                Ok(HostTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()]))
+            }
+            Some((_, field)) => self.inner.take(&format!("{BLOCKS}{}.{field}", self.layers - 1), shape),
+            None => self.inner.take(name, shape),
+        }
     }
 }
 
@@ -414,6 +527,8 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         if dir.join(PROGRESS).is_file() {
             eprintln!("resuming from {}", dir.display());
             Trainer::resume(plan, dir)
+        } else if fallback.join(PROGRESS).is_file() && plan.deeper_vision > 0 {
+            Trainer::deepened(plan, fallback)
         } else if fallback.join(PROGRESS).is_file() {
             Trainer::resume(plan, fallback)
         } else {
@@ -438,6 +553,9 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let dir = checkpoints.join(name);
         let twin = Plan { epsilon, ..plan.clone() };
         let mut trainer = start(&dir, &pre_dir, twin)?;
+        if epsilon.is_some() && plan.objective == Objective::Fare {
+            trainer.set_reference(&pre_dir)?;
+        }
         let kind = match epsilon {
             Some(e) if plan.clean_share > 0.0 => {
                 format!("adversarial ({}; {:.0}% of each batch clean)", plan.attack.describe(e, plan.noise), plan.clean_share * 100.0)
@@ -447,6 +565,11 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         };
         // The manifest's source says how the batches were drawn, as it says the attack.
         let kind = if plan.minimal_pairs { format!("{kind} minimal-pair") } else { kind };
+        let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
+        let kind = match (epsilon, plan.objective) {
+            (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
+            _ => kind,
+        };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
         run(&mut trainer, total, 50, Some((&dir, checkpoint_every)))?;
         trainer.save_checkpoint(&dir)?;
@@ -467,12 +590,13 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
         let pixels = images.clone().into_data().try_into_vec_as::<f32>().unwrap();
-        let attacked = trainer.attack(images, &sequences, &targets, epsilon, &mut rng).unwrap();
+        let goal = trainer.captions(&sequences, &targets).unwrap();
+        let attacked = trainer.attack(images, &goal, epsilon, &mut rng).unwrap();
         let attacked = attacked.into_data().try_into_vec_as::<f32>().unwrap();
         let per_image = 3 * 64 * 64;
         pixels
@@ -487,12 +611,13 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
         let pixels = images.clone().into_data().try_into_vec_as::<f32>().unwrap();
-        let mixed = trainer.mixed(images, &sequences, &targets, 16.0 / 255.0, &mut rng).unwrap();
+        let goal = trainer.captions(&sequences, &targets).unwrap();
+        let mixed = trainer.mixed(images, &goal, 16.0 / 255.0, &mut rng).unwrap();
         let mixed = mixed.into_data().try_into_vec_as::<f32>().unwrap();
         let per_image = 3 * 64 * 64;
         let moved: Vec<bool> = pixels.chunks(per_image).zip(mixed.chunks(per_image)).map(|(a, b)| a != b).collect();
@@ -501,6 +626,44 @@ mod tests {
         for given in [1.0, -0.1, f32::NAN] {
             assert!(clean_share(Some(given)).unwrap_err().to_string().contains("--clean-share"));
         }
+    }
+
+    #[test]
+    fn fare_starts_at_zero_and_its_attack_moves_the_embeddings_away() {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, objective: Objective::Fare, deeper_vision: 0, temperature: 0.07 };
+        let mut trainer = Trainer::new(plan).unwrap();
+        let dir = std::env::temp_dir().join(format!("clipag-fare-{}", std::process::id()));
+        trainer.save_checkpoint(&dir).unwrap();
+        trainer.set_reference(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut rng = Rng::new(9);
+        let (images, _, _) = trainer.batch(4, &mut rng).unwrap();
+        let reference = trainer.reference.as_ref().unwrap().encode_image(images.clone()).unwrap();
+        let goal = Goal::Reference(unit(reference.detach()));
+        let value = |images: Tensor<4>| goal.loss(trainer.model.encode_image(images).unwrap(), 0.07).into_data().to_vec::<f32>().unwrap()[0];
+        // The reference is the model itself: nothing to pull toward on clean pictures.
+        assert!(value(images.clone()) < 1e-6, "{}", value(images.clone()));
+        let attacked = trainer.attack(images, &goal, 16.0 / 255.0, &mut rng).unwrap();
+        assert!(value(attacked) > 1e-4);
+    }
+
+    #[test]
+    fn a_deepened_tower_starts_as_the_pre_trained_one() {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 2, temperature: 0.07 };
+        let trainer = Trainer::new(plan.clone()).unwrap();
+        let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
+        trainer.save_checkpoint(&dir).unwrap();
+        let deeper = Trainer::deepened(plan, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
+        let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
+        let before = trainer.model.encode_image(images.clone()).unwrap().into_data().to_vec::<f32>().unwrap();
+        let after = deeper.model.encode_image(images).unwrap().into_data().to_vec::<f32>().unwrap();
+        let worst = before.iter().zip(&after).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-5, "the added blocks changed the embeddings by {worst}");
+        // The added blocks are real parameters that train: the export holds them.
+        let names = deeper.model.export(&deeper.origins).unwrap();
+        assert!(names.contains_key("visual.transformer.resblocks.5.mlp.c_proj.weight"));
     }
 
     #[test]
