@@ -210,22 +210,22 @@ impl Trainer {
     /// Resumes from a checkpoint folder written by `save_checkpoint` (the optimiser's moments
     /// start afresh; the data, drawn from the seed and the step, continues where it was).
     pub fn resume(plan: Plan, dir: &Path) -> Result<Self> {
-        let files = folder::read(dir)?;
-        let step = progress(dir)?;
-        let device = Device::flex().autodiff();
-        let mut weights = crate::weights::StoredWeights::parse(&files.weights)?;
-        let (model, origins) = Clip::trainable(&files.manifest.config, &mut weights, &device)?;
-        Self::with_model(plan, files.manifest.config.clone(), files.tokenizer.clone(), device, model, origins, step)
+        Self::from_checkpoint(plan, dir, 0)
     }
 
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
     /// blocks, each the identity at first (see `Deepened`).
     pub fn deepened(plan: Plan, dir: &Path) -> Result<Self> {
+        let added = plan.deeper_vision;
+        Self::from_checkpoint(plan, dir, added)
+    }
+
+    fn from_checkpoint(plan: Plan, dir: &Path, added_vision_blocks: usize) -> Result<Self> {
         let files = folder::read(dir)?;
         let step = progress(dir)?;
         let mut config = files.manifest.config.clone();
         let layers = config.vision.layers;
-        config.vision.layers += plan.deeper_vision;
+        config.vision.layers += added_vision_blocks;
         let device = Device::flex().autodiff();
         let mut weights = Deepened { inner: crate::weights::StoredWeights::parse(&files.weights)?, layers };
         let (model, origins) = Clip::trainable(&config, &mut weights, &device)?;
@@ -413,7 +413,8 @@ fn progress(dir: &Path) -> Result<usize> {
     Ok(step as usize)
 }
 
-/// Stored weights with more vision blocks than they hold: each block past the stored ones
+/// Stored weights, with more vision blocks than they hold where the model asks for more:
+/// each block past the stored ones
 /// is a copy of the last stored block with its attention's and its MLP's output
 /// projections zero, so it adds nothing to the residual stream and the deeper tower starts
 /// as the pre-trained one (function-preserving growth, as in Net2Net's deeper networks;
