@@ -214,7 +214,7 @@ impl Trainer {
     }
 
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
-    /// blocks, each the identity at first (see `Deepened`).
+    /// blocks, each the identity at first (see `Deepened`; with none, as `resume`).
     pub fn deepened(plan: Plan, dir: &Path) -> Result<Self> {
         let added = plan.deeper_vision;
         Self::from_checkpoint(plan, dir, added)
@@ -274,18 +274,21 @@ impl Trainer {
         let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
         let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
         let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
-        let loss = match (adversarial, self.plan.epsilon, self.plan.objective) {
-            (true, Some(epsilon), Objective::Fare) => {
+        let goal = match (adversarial, self.plan.objective) {
+            (false, _) => None,
+            (true, Objective::Tecoa) => Some(self.captions(&sequences, &targets)?),
+            (true, Objective::Fare) => {
                 let reference = self.reference.as_ref().ok_or_else(|| Error::Invalid("FARE needs the pre-trained model as its reference".into()))?;
-                let goal = Goal::Reference(unit(reference.encode_image(images.clone())?.detach()));
-                let images = self.mixed(images, &goal, epsilon, &mut rng)?;
-                goal.loss(self.model.encode_image(images)?, self.plan.temperature)
+                Some(Goal::Reference(unit(reference.encode_image(images.clone())?.detach())))
             }
-            (true, Some(epsilon), Objective::Tecoa) => {
-                let goal = self.captions(&sequences, &targets)?;
-                let images = self.mixed(images, &goal, epsilon, &mut rng)?;
-                contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature)
-            }
+        };
+        let images = match (&goal, self.plan.epsilon) {
+            (Some(goal), Some(epsilon)) => self.mixed(images, goal, epsilon, &mut rng)?,
+            _ => images,
+        };
+        // FARE trains the image tower alone; otherwise both towers learn from the captions.
+        let loss = match goal {
+            Some(goal @ Goal::Reference(_)) => goal.loss(self.model.encode_image(images)?, self.plan.temperature),
             _ => contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature),
         };
         let value = loss.clone().into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0];
@@ -414,9 +417,8 @@ fn progress(dir: &Path) -> Result<usize> {
 }
 
 /// Stored weights, with more vision blocks than they hold where the model asks for more:
-/// each block past the stored ones
-/// is a copy of the last stored block with its attention's and its MLP's output
-/// projections zero, so it adds nothing to the residual stream and the deeper tower starts
+/// each block past the stored ones is a copy of the last stored block with its attention's
+/// and its MLP's output projections zero, so it adds nothing to the residual stream and the deeper tower starts
 /// as the pre-trained one (function-preserving growth, as in Net2Net's deeper networks;
 /// the zero projections get gradients at once and open the block as training goes).
 struct Deepened<'a> {
@@ -517,21 +519,13 @@ pub fn run(trainer: &mut Trainer, until: usize, report: usize, checkpoint: Optio
 /// under `checkpoints` and a rerun resumes the phase it stopped in.
 pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoint_every: usize) -> Result<()> {
     let pre_dir = checkpoints.join("pretrain");
-    let done = |dir: &Path, step: usize| -> bool {
-        std::fs::read_to_string(dir.join(PROGRESS))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["step"].as_u64())
-            .is_some_and(|s| s as usize >= step)
-    };
+    let done = |dir: &Path, step: usize| progress(dir).is_ok_and(|reached| reached >= step);
     let start = |dir: &Path, fallback: &Path, plan: Plan| -> Result<Trainer> {
         if dir.join(PROGRESS).is_file() {
             eprintln!("resuming from {}", dir.display());
             Trainer::resume(plan, dir)
-        } else if fallback.join(PROGRESS).is_file() && plan.deeper_vision > 0 {
-            Trainer::deepened(plan, fallback)
         } else if fallback.join(PROGRESS).is_file() {
-            Trainer::resume(plan, fallback)
+            Trainer::deepened(plan, fallback)
         } else {
             Trainer::new(plan)
         }
@@ -641,7 +635,7 @@ mod tests {
         let (images, _, _) = trainer.batch(4, &mut rng).unwrap();
         let reference = trainer.reference.as_ref().unwrap().encode_image(images.clone()).unwrap();
         let goal = Goal::Reference(unit(reference.detach()));
-        let value = |images: Tensor<4>| goal.loss(trainer.model.encode_image(images).unwrap(), 0.07).into_data().to_vec::<f32>().unwrap()[0];
+        let value = |images: Tensor<4>| goal.loss(trainer.model.encode_image(images).unwrap(), 0.07).into_data().try_into_vec_as::<f32>().unwrap()[0];
         // The reference is the model itself: nothing to pull toward on clean pictures.
         assert!(value(images.clone()) < 1e-6, "{}", value(images.clone()));
         let attacked = trainer.attack(images, &goal, 16.0 / 255.0, &mut rng).unwrap();
@@ -658,8 +652,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
         let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
-        let before = trainer.model.encode_image(images.clone()).unwrap().into_data().to_vec::<f32>().unwrap();
-        let after = deeper.model.encode_image(images).unwrap().into_data().to_vec::<f32>().unwrap();
+        let before = trainer.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+        let after = deeper.model.encode_image(images).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
         let worst = before.iter().zip(&after).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(worst < 1e-5, "the added blocks changed the embeddings by {worst}");
         // The added blocks are real parameters that train: the export holds them.
