@@ -418,8 +418,9 @@ fn progress(dir: &Path) -> Result<usize> {
 
 /// Stored weights, with more vision blocks than they hold where the model asks for more:
 /// each block past the stored ones is a copy of the last stored block with its attention's
-/// and its MLP's output projections zero, so it adds nothing to the residual stream and the deeper tower starts
-/// as the pre-trained one (function-preserving growth, as in Net2Net's deeper networks;
+/// and its MLP's output projections zero, so it adds nothing to the residual stream and the
+/// deeper tower starts as the pre-trained one (function-preserving growth, as in Net2Net's
+/// deeper networks;
 /// the zero projections get gradients at once and open the block as training goes).
 struct Deepened<'a> {
     inner: crate::weights::StoredWeights<'a>,
