@@ -232,6 +232,10 @@ enum ShapesCommand {
         /// changed, both captions saying it (default: independent scenes).
         #[arg(long)]
         minimal_pairs: bool,
+        /// Draw each colour as a random shade of its name, up to this many 1/255 off in each
+        /// channel and never nearer another name (default 0: the named colours exactly).
+        #[arg(long, default_value_t = 0)]
+        shades: u8,
         /// What the robust twin's adversarial steps minimise: `tecoa` (the contrastive loss
         /// against the captions, CLIPAG's) or `fare` (the embeddings of the pre-trained model).
         #[arg(long, default_value = "tecoa")]
@@ -448,7 +452,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, objective, deeper_vision, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -460,6 +464,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 noise: attack.noise(noise)?,
                 clean_share: train::clean_share(clean_share)?,
                 minimal_pairs,
+                shades,
                 objective,
                 deeper_vision,
                 temperature: 0.07,

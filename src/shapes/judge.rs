@@ -3,7 +3,7 @@
 //! colour; the object is whatever differs from the background; its shape is the template
 //! (a clean render's silhouette) it overlaps most.
 
-use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object};
+use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object, nearest_color as nearest};
 use crate::pixels::Pixels;
 
 /// What the judge sees in a picture.
@@ -151,16 +151,6 @@ fn iou(a: &[bool], b: &[bool]) -> f32 {
 
 fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
-}
-
-fn nearest(c: [f32; 3]) -> usize {
-    COLORS
-        .iter()
-        .enumerate()
-        .map(|(i, (_, rgb))| (i, distance(c, rgb.map(|v| v as f32 / 255.0))))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i)
-        .expect("colours exist")
 }
 
 fn median(colors: &[[f32; 3]]) -> [f32; 3] {

@@ -61,6 +61,9 @@ pub struct Plan {
     pub clean_share: f32,
     /// Batches made of minimal pairs (`Scene::minimal_pair`) rather than independent scenes.
     pub minimal_pairs: bool,
+    /// Each picture's colours drawn as random shades of their names, up to this many 1/255
+    /// off in each channel (`world::shade`; 0: the named colours exactly).
+    pub shades: u8,
     /// What the adversarial steps minimise and their attack maximises.
     pub objective: Objective,
     /// Vision blocks added on top of the pre-trained image tower when a twin starts from
@@ -313,7 +316,10 @@ impl Trainer {
             (0..count).map(|_| Scene::random(rng, false)).collect()
         };
         let size = self.config.vision.image_size;
-        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render(size).data).collect();
+        let pixels: Vec<f32> = match self.plan.shades {
+            0 => scenes.iter().flat_map(|s| s.render(size).data).collect(),
+            spread => scenes.iter().flat_map(|s| s.render_shaded(size, spread, rng).data).collect(),
+        };
         let images = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, size, size]), &self.device);
         let sequences = scenes
             .iter()
@@ -561,6 +567,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         };
         // The manifest's source says how the batches were drawn, as it says the attack.
         let kind = if plan.minimal_pairs { format!("{kind} minimal-pair") } else { kind };
+        let kind = if plan.shades > 0 { format!("{kind} (colours shaded up to {}/255)", plan.shades) } else { kind };
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
         let kind = match (epsilon, plan.objective) {
             (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
@@ -586,7 +593,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -607,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -626,7 +633,7 @@ mod tests {
 
     #[test]
     fn fare_starts_at_zero_and_its_attack_moves_the_embeddings_away() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, objective: Objective::Fare, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, temperature: 0.07 };
         let mut trainer = Trainer::new(plan).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-fare-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -645,7 +652,7 @@ mod tests {
 
     #[test]
     fn a_deepened_tower_starts_as_the_pre_trained_one() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, objective: Objective::Tecoa, deeper_vision: 2, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, temperature: 0.07 };
         let trainer = Trainer::new(plan.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();

@@ -275,13 +275,26 @@ impl Scene {
         }
     }
 
-    /// The picture, `size` pixels a side.
+    /// The picture, `size` pixels a side, in the named colours exactly.
     pub fn render(&self, size: usize) -> Pixels {
+        let named: Vec<[u8; 3]> = std::iter::once(self.background).chain(self.objects.iter().map(|o| o.color)).map(|c| COLORS[c].1).collect();
+        self.render_in(size, &named)
+    }
+
+    /// The picture with each colour drawn as a random shade of its name (see `shade`): the
+    /// background and every object up to `spread`/255 off its named colour in each channel.
+    pub fn render_shaded(&self, size: usize, spread: u8, rng: &mut Rng) -> Pixels {
+        let shades: Vec<[u8; 3]> = std::iter::once(self.background).chain(self.objects.iter().map(|o| o.color)).map(|c| shade(c, spread, rng)).collect();
+        self.render_in(size, &shades)
+    }
+
+    /// The picture in the given colours: the background's first, then each object's.
+    fn render_in(&self, size: usize, colours: &[[u8; 3]]) -> Pixels {
         let mut pixmap = Pixmap::new(size as u32, size as u32).expect("a non-empty image");
-        let [r, g, b] = COLORS[self.background].1;
+        let [r, g, b] = colours[0];
         pixmap.fill(Color::from_rgba8(r, g, b, 255));
-        for object in &self.objects {
-            draw(&mut pixmap, object, size as f32);
+        for (object, &rgb) in self.objects.iter().zip(&colours[1..]) {
+            draw(&mut pixmap, object, rgb, size as f32);
         }
         let plane = size * size;
         let mut data = vec![0.0; 3 * plane];
@@ -295,7 +308,7 @@ impl Scene {
     }
 }
 
-fn draw(pixmap: &mut Pixmap, object: &Object, side: f32) {
+fn draw(pixmap: &mut Pixmap, object: &Object, [red, green, blue]: [u8; 3], side: f32) {
     let (cx, cy) = object.place.center();
     let (cx, cy, r) = (cx * side, cy * side, object.size.radius() * side);
     let mut pb = PathBuilder::new();
@@ -333,10 +346,31 @@ fn draw(pixmap: &mut Pixmap, object: &Object, side: f32) {
     }
     let path = pb.finish().expect("a closed shape");
     let mut paint = Paint::default();
-    let [red, green, blue] = COLORS[object.color].1;
     paint.set_color_rgba8(red, green, blue, 255);
     paint.anti_alias = true;
     pixmap.fill_path(&path, &paint, FillRule::Winding, Transform::identity(), None);
+}
+
+/// The named colour nearest to `rgb` (channels 0 to 1): what a colour's name means, for the
+/// judge and for the shades the world draws.
+pub fn nearest_color(rgb: [f32; 3]) -> usize {
+    let distance = |(_, named): &(&str, [u8; 3])| -> f32 { (0..3).map(|c| (rgb[c] - named[c] as f32 / 255.0).powi(2)).sum() };
+    (0..COLORS.len()).min_by(|&a, &b| distance(&COLORS[a]).total_cmp(&distance(&COLORS[b]))).expect("colours exist")
+}
+
+/// A random shade of named colour `color`: each channel moved uniformly by up to `spread`
+/// (in 1/255), drawn again until the colour's nearest name is still its own. A world drawn in
+/// exact named colours never shows the model anything between them, so what it makes of an
+/// olive or a lime is arbitrary, and gradient ascent paints just such colours; shades teach it
+/// where one name ends and the next begins, the boundaries the judge reads by.
+pub fn shade(color: usize, spread: u8, rng: &mut Rng) -> [u8; 3] {
+    let named = COLORS[color].1;
+    loop {
+        let rgb = named.map(|v| (v as i64 + rng.int(-(spread as i64), spread as i64)).clamp(0, 255) as u8);
+        if nearest_color(rgb.map(|v| v as f32 / 255.0)) == color {
+            return rgb;
+        }
+    }
 }
 
 /// A uniform index below `n`.
@@ -354,4 +388,34 @@ pub fn vocabulary() -> Vec<String> {
     words.extend(SIZES.iter().map(|s| s.name().to_string()));
     words.extend(SHAPES.iter().flat_map(|s| [s.name().to_string(), s.plural().to_string()]));
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shades_keep_their_name_and_vary() {
+        let mut rng = Rng::new(5);
+        for color in 0..COLORS.len() {
+            let shades: Vec<[u8; 3]> = (0..200).map(|_| shade(color, 64, &mut rng)).collect();
+            assert!(shades.iter().all(|s| nearest_color(s.map(|v| v as f32 / 255.0)) == color), "{}", COLORS[color].0);
+            let off = shades.iter().filter(|s| **s != COLORS[color].1).count();
+            assert!(off > 190, "{}: {off} of 200 shades differ from the named colour", COLORS[color].0);
+            assert!(shades.iter().all(|s| (0..3).all(|c| (s[c] as i32 - COLORS[color].1[c] as i32).abs() <= 64)));
+        }
+        assert_eq!(shade(3, 0, &mut rng), COLORS[3].1);
+    }
+
+    #[test]
+    fn a_shaded_render_moves_only_the_colours() {
+        let scene = Scene::random(&mut Rng::new(2), false);
+        let (exact, shaded) = (scene.render(64), scene.render_shaded(64, 48, &mut Rng::new(3)));
+        assert_ne!(exact.data, shaded.data);
+        // The same pixels are named alike: the shapes did not move.
+        let plane = 64 * 64;
+        let names = |p: &Pixels| -> Vec<usize> { (0..plane).map(|i| nearest_color([p.data[i], p.data[plane + i], p.data[2 * plane + i]])).collect() };
+        let same = names(&exact).iter().zip(names(&shaded)).filter(|(a, b)| **a == *b).count();
+        assert!(same as f32 > 0.97 * plane as f32, "{same} of {plane} pixels keep their name");
+    }
 }
