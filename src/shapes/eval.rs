@@ -274,7 +274,9 @@ fn named(verdict: &Verdict) -> [&'static str; 5] {
 fn table(rows: &[(&str, &Tally)]) -> String {
     let mut md = format!("| | {} |\n| --- |{}\n", ATTRIBUTES.join(" | "), " --- |".repeat(ATTRIBUTES.len()));
     for (name, tally) in rows {
-        let cells: Vec<String> = (0..ATTRIBUTES.len()).map(|a| format!("{:.1}%", tally.percent(a))).collect();
+        // Nothing judged (`--prompts 0`) is no measurement, not 0%.
+        let cell = |a| if tally.total == 0 { "-".to_string() } else { format!("{:.1}%", tally.percent(a)) };
+        let cells: Vec<String> = (0..ATTRIBUTES.len()).map(cell).collect();
         md += &format!("| {name} | {} |\n", cells.join(" | "));
     }
     md
@@ -302,4 +304,18 @@ pub fn grid(rows: &[Vec<Pixels>], zoom: usize) -> Pixels {
         }
     }
     Pixels { height: h, width: w, data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_marks_what_was_never_judged() {
+        let mut one = Tally::default();
+        one.add([true, false, true, false, true]);
+        let md = table(&[("none", &Tally::default()), ("one", &one)]);
+        assert!(md.contains("| none | - | - | - | - | - |"), "{md}");
+        assert!(md.contains("| one | 100.0% | 0.0% | 100.0% | 0.0% | 100.0% |"), "{md}");
+    }
 }
