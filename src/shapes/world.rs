@@ -277,15 +277,18 @@ impl Scene {
 
     /// The picture, `size` pixels a side, in the named colours exactly.
     pub fn render(&self, size: usize) -> Pixels {
-        let named: Vec<[u8; 3]> = std::iter::once(self.background).chain(self.objects.iter().map(|o| o.color)).map(|c| COLORS[c].1).collect();
-        self.render_in(size, &named)
+        self.render_in(size, &self.colors().map(|c| COLORS[c].1).collect::<Vec<_>>())
     }
 
     /// The picture with each colour drawn as a random shade of its name (see `shade`): the
     /// background and every object up to `spread`/255 off its named colour in each channel.
     pub fn render_shaded(&self, size: usize, spread: u8, rng: &mut Rng) -> Pixels {
-        let shades: Vec<[u8; 3]> = std::iter::once(self.background).chain(self.objects.iter().map(|o| o.color)).map(|c| shade(c, spread, rng)).collect();
-        self.render_in(size, &shades)
+        self.render_in(size, &self.colors().map(|c| shade(c, spread, rng)).collect::<Vec<_>>())
+    }
+
+    /// The picture's colours (indices into `COLORS`): the background's, then each object's.
+    fn colors(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.background).chain(self.objects.iter().map(|o| o.color))
     }
 
     /// The picture in the given colours: the background's first, then each object's.
