@@ -3,7 +3,7 @@
 //! colour; the object is whatever differs from the background; its shape is the template
 //! (a clean render's silhouette) it overlaps most.
 
-use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object, nearest_color as nearest};
+use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object, color_distance as distance, nearest_color as nearest};
 use crate::pixels::Pixels;
 
 /// What the judge sees in a picture.
@@ -147,10 +147,6 @@ fn iou(a: &[bool], b: &[bool]) -> f32 {
     let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
     let either = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
     both as f32 / either.max(1) as f32
-}
-
-fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 fn median(colors: &[[f32; 3]]) -> [f32; 3] {

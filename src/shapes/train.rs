@@ -316,10 +316,7 @@ impl Trainer {
             (0..count).map(|_| Scene::random(rng, false)).collect()
         };
         let size = self.config.vision.image_size;
-        let pixels: Vec<f32> = match self.plan.shades {
-            0 => scenes.iter().flat_map(|s| s.render(size).data).collect(),
-            spread => scenes.iter().flat_map(|s| s.render_shaded(size, spread, rng).data).collect(),
-        };
+        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render_shaded(size, self.plan.shades, rng).data).collect();
         let images = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, size, size]), &self.device);
         let sequences = scenes
             .iter()

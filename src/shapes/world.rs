@@ -357,8 +357,18 @@ fn draw(pixmap: &mut Pixmap, object: &Object, [red, green, blue]: [u8; 3], side:
 /// The named colour nearest to `rgb` (channels 0 to 1): what a colour's name means, for the
 /// judge and for the shades the world draws.
 pub fn nearest_color(rgb: [f32; 3]) -> usize {
-    let distance = |(_, named): &(&str, [u8; 3])| -> f32 { (0..3).map(|c| (rgb[c] - named[c] as f32 / 255.0).powi(2)).sum() };
-    (0..COLORS.len()).min_by(|&a, &b| distance(&COLORS[a]).total_cmp(&distance(&COLORS[b]))).expect("colours exist")
+    COLORS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, named))| (i, color_distance(rgb, named.map(|v| v as f32 / 255.0))))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+        .expect("colours exist")
+}
+
+/// Euclidean distance between two colours (channels 0 to 1).
+pub fn color_distance(a: [f32; 3], b: [f32; 3]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 /// A random shade of named colour `color`: each channel moved uniformly by up to `spread`
@@ -368,6 +378,10 @@ pub fn nearest_color(rgb: [f32; 3]) -> usize {
 /// where one name ends and the next begins, the boundaries the judge reads by.
 pub fn shade(color: usize, spread: u8, rng: &mut Rng) -> [u8; 3] {
     let named = COLORS[color].1;
+    if spread == 0 {
+        // No draws: a world without shades stays the one earlier runs were trained on.
+        return named;
+    }
     loop {
         let rgb = named.map(|v| (v as i64 + rng.int(-(spread as i64), spread as i64)).clamp(0, 255) as u8);
         if nearest_color(rgb.map(|v| v as f32 / 255.0)) == color {
@@ -415,6 +429,10 @@ mod tests {
         let scene = Scene::random(&mut Rng::new(2), false);
         let (exact, shaded) = (scene.render(64), scene.render_shaded(64, 48, &mut Rng::new(3)));
         assert_ne!(exact.data, shaded.data);
+        // No spread is the exact render, and takes no draws (earlier runs' data stays theirs).
+        let mut rng = Rng::new(7);
+        assert_eq!(scene.render_shaded(64, 0, &mut rng).data, exact.data);
+        assert_eq!(rng.next_u64(), Rng::new(7).next_u64());
         // The same pixels are named alike: the shapes did not move.
         let plane = 64 * 64;
         let names = |p: &Pixels| -> Vec<usize> { (0..plane).map(|i| nearest_color([p.data[i], p.data[plane + i], p.data[2 * plane + i]])).collect() };
