@@ -86,6 +86,8 @@ fn invalid_settings_are_refused_by_name() {
         (Box::new(|s: &mut Settings| { s.global_views = 0; s.patch_views = 0 }), "view"),
         (Box::new(|s: &mut Settings| s.prompts[0].text = "   ".into()), "empty"),
         (Box::new(|s: &mut Settings| s.prompts[0].weight = f32::INFINITY), "weight"),
+        (Box::new(|s: &mut Settings| s.smoothness = -1.0), "smoothness"),
+        (Box::new(|s: &mut Settings| s.smoothness = f32::NAN), "smoothness"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 0, amplitude: 0.1 }), "candidates"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: -0.1 }), "initial noise"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: f32::NAN }), "initial noise"),

@@ -127,10 +127,10 @@ fn training_steps_checkpoints_and_resumes() {
 
 #[test]
 fn the_evaluation_paints_with_the_recipe_it_names() {
-    let recipe = Recipe { steps: 12, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true };
+    let recipe = Recipe { steps: 12, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true, smoothness: 0.5 };
     let s = settings("a red star", 7, &recipe);
     assert_eq!((s.steps, s.global_views, s.patch_views, s.seed), (12, 3, 5, 7));
-    assert_eq!((s.learning_rate, s.noise, s.colour_jitter), (0.2, 0.05, true));
+    assert_eq!((s.learning_rate, s.noise, s.colour_jitter, s.smoothness), (0.2, 0.05, true, 0.5));
     assert_eq!(s.parameterisation, Parameterisation::Fourier);
     s.validate().unwrap();
     let default = settings("a red star", 0, &Recipe::default());

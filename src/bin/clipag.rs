@@ -137,6 +137,9 @@ enum Command {
         /// Leave out DiffAugment's colour jitter (brightness, saturation, contrast) from the views.
         #[arg(long)]
         no_colour_jitter: bool,
+        /// Weight of the canvas's total variation in the loss (0: none, as the paper).
+        #[arg(long, default_value_t = 0.0)]
+        smoothness: f32,
         /// Write a numbered PNG every `--frame-every` steps here, and animation.gif of them.
         #[arg(long)]
         frames: Option<PathBuf>,
@@ -260,6 +263,9 @@ enum ShapesCommand {
         prompts: usize,
         #[arg(long, default_value_t = 2)]
         seeds: u64,
+        /// The first seed (seeds run from it): splits an evaluation between processes.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
         #[arg(long, default_value_t = eval::Recipe::default().steps)]
         steps: usize,
         #[arg(long, default_value_t = eval::Recipe::default().global_views)]
@@ -280,6 +286,9 @@ enum ShapesCommand {
         /// Paint a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
         #[arg(long)]
         fourier: bool,
+        /// Weight of the canvas's total variation in the loss.
+        #[arg(long, default_value_t = eval::Recipe::default().smoothness)]
+        smoothness: f32,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md, grid.png and pictures.csv.
@@ -353,7 +362,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Generate {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
-            candidates, init_noise, init, fourier, no_colour_jitter, frames, frame_every, trace, out,
+            candidates, init_noise, init, fourier, no_colour_jitter, smoothness, frames, frame_every, trace, out,
         } => {
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
@@ -367,6 +376,7 @@ async fn run(command: Command) -> Result<()> {
             settings.patch_weight = patch_weight;
             settings.learning_rate = lr;
             settings.colour_jitter = !no_colour_jitter;
+            settings.smoothness = smoothness;
             settings.snapshot_every = frame_every;
             settings.init = match init {
                 Some(path) => Init::Image(Pixels::decode(&read_bytes(&path)?)?),
@@ -471,11 +481,11 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, steps, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, smoothness, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier };
-            let options = eval::Options { prompts, seeds, recipe, judge_scenes: 500, grid_rows: 12 };
+            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier, smoothness };
+            let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
             write_file(&out.join("tables.md"), report.tables.as_bytes())?;

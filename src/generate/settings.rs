@@ -51,6 +51,10 @@ pub struct Settings {
     /// the canvas's colours: for a model whose world has a few flat named colours, a
     /// brightness shift of up to 0.5 turns one named colour into another.
     pub colour_jitter: bool,
+    /// Weight of the canvas's total variation in the loss (0: none, the paper's recipe): a
+    /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
+    /// blobs that ascent paints where the model does not mind them.
+    pub smoothness: f32,
     pub learning_rate: f32,
     pub weight_decay: f32,
     /// The gradient's L2 norm is clipped to this before each step.
@@ -88,6 +92,7 @@ impl Settings {
             patch_fraction: 128.0 / 224.0,
             noise: DEFAULT_VIEW_NOISE,
             colour_jitter: true,
+            smoothness: 0.0,
             learning_rate: 0.0175,
             weight_decay: 0.01,
             max_grad_norm: 0.001,
@@ -141,6 +146,7 @@ impl Settings {
         non_negative("the weight decay", self.weight_decay)?;
         non_negative("the patch weight", self.patch_weight)?;
         non_negative("the view noise", self.noise)?;
+        non_negative("the smoothness", self.smoothness)?;
         if !(self.patch_fraction.is_finite() && self.patch_fraction > 0.0 && self.patch_fraction <= 1.0) {
             return fail(format!("the patch fraction must be in (0, 1], not {}", self.patch_fraction));
         }

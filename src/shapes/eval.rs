@@ -141,11 +141,13 @@ pub struct Recipe {
     pub view_noise: f32,
     /// Paint a Fourier spectrum (Lucid) rather than pixels.
     pub fourier: bool,
+    /// Weight of the canvas's total variation in the loss.
+    pub smoothness: f32,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.0 }
     }
 }
 
@@ -157,6 +159,7 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     s.learning_rate = recipe.learning_rate;
     s.colour_jitter = recipe.colour_jitter;
     s.noise = recipe.view_noise;
+    s.smoothness = recipe.smoothness;
     if recipe.fourier {
         s.parameterisation = Parameterisation::Fourier;
     }
@@ -178,6 +181,9 @@ pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) 
 pub struct Options {
     pub prompts: usize,
     pub seeds: u64,
+    /// Seeds run from this one: a long evaluation can be split between processes (one per
+    /// core) by seed, and their pictures.csv joined.
+    pub first_seed: u64,
     pub recipe: Recipe,
     pub judge_scenes: usize,
     /// Rows of the image grid.
@@ -220,7 +226,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
         let caption = scene.caption();
-        for seed in 0..options.seeds {
+        for seed in options.first_seed..options.first_seed + options.seeds {
             let mut row = vec![scene.render(size)];
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
                 let picture = paint(model, &caption, seed, &options.recipe).await?;
@@ -231,7 +237,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
                 csv += &format!("\"{caption}\",{seed},{},{},{}\n", ["plain", "robust"][k], right.join(","), named(&verdict).join(","));
                 row.push(picture);
             }
-            if seed == 0 && grid_rows.len() < options.grid_rows {
+            if seed == options.first_seed && grid_rows.len() < options.grid_rows {
                 grid_rows.push((caption.clone(), row));
             }
         }
@@ -239,9 +245,10 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
+        if options.first_seed > 0 { format!(" (from seed {})", options.first_seed) } else { String::new() },
         r.steps,
         r.global_views,
         r.patch_views,
@@ -249,7 +256,8 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         r.init_noise,
         if r.colour_jitter { "" } else { ", no colour jitter" },
         r.view_noise,
-        if r.fourier { ", Fourier parameterisation" } else { "" }
+        if r.fourier { ", Fourier parameterisation" } else { "" },
+        if r.smoothness > 0.0 { format!(", smoothness {}", r.smoothness) } else { String::new() }
     );
     md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
     md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";
