@@ -163,8 +163,9 @@ impl WebModel {
     /// Starts a generation (the embedding of the prompts and the choice of the initial
     /// canvas happen here); resolves to a `Generator`. `request` is an object:
     /// `{ prompt, negative?, steps?, seed?, size?, views?, patchViews?, patchWeight?, lr?,
-    /// candidates?, initNoise?, fourier?, snapshotEvery? }`; `startImage` the bytes of a picture to start
-    /// from. Missing fields take the paper's values. Invalid ones reject before any work.
+    /// candidates?, initNoise?, colourJitter?, smoothness?, fourier?, snapshotEvery? }`;
+    /// `startImage` the bytes of a picture to start from. Missing fields take the paper's
+    /// values. Invalid ones reject before any work.
     pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
         let model = self.model.clone();
         future_to_promise(async move {
@@ -194,6 +195,7 @@ struct Request {
     init_noise: Option<f32>,
     fourier: Option<bool>,
     colour_jitter: Option<bool>,
+    smoothness: Option<f32>,
     snapshot_every: Option<usize>,
 }
 
@@ -210,6 +212,7 @@ impl Request {
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
         s.learning_rate = self.lr.unwrap_or(s.learning_rate);
         s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
+        s.smoothness = self.smoothness.unwrap_or(s.smoothness);
         s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
         if let Init::Noise { candidates, amplitude } = &mut s.init {
             *candidates = self.candidates.unwrap_or(*candidates);

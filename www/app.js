@@ -155,7 +155,7 @@ async function ensureLoaded(id) {
 
 // ---------------------------------------------------------------- settings and URL
 
-const NUMBERS = { steps: 'steps', views: 'views', 'patch-views': 'patchViews', lr: 'lr', seed: 'seed', size: 'size', candidates: 'candidates', 'init-noise': 'initNoise' };
+const NUMBERS = { steps: 'steps', views: 'views', 'patch-views': 'patchViews', lr: 'lr', seed: 'seed', size: 'size', candidates: 'candidates', 'init-noise': 'initNoise', smoothness: 'smoothness' };
 
 function request() {
   const out = { prompt: $('prompt').value.trim() };

@@ -86,11 +86,14 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
 });
 
 test('pause holds the step, resume continues, stop ends with a picture', async (t) => {
-  // Colour jitter off, from the URL: the engine takes the setting, and the shared URL keeps it.
-  const page = await openPage(t, `?prompt=a+red+circle&steps=200&${quick}&colourJitter=false&model=/test-models/tiny-f32/&autostart=1`, { mounts });
+  // Colour jitter off and a smoothness, from the URL: the engine takes the settings (it
+  // refuses fields it does not know), and the shared URL keeps them.
+  const page = await openPage(t, `?prompt=a+red+circle&steps=200&${quick}&colourJitter=false&smoothness=0.3&model=/test-models/tiny-f32/&autostart=1`, { mounts });
   await page.waitForFunction(() => parseInt(document.getElementById('stat-step').textContent, 10) >= 3, null, { timeout: 180_000 });
   assert.equal(await page.isChecked('#colour-jitter'), false);
   assert.match(page.url(), /colourJitter=false/);
+  assert.equal(await page.inputValue('#smoothness'), '0.3');
+  assert.match(page.url(), /smoothness=0\.3/);
   await page.getByRole('button', { name: 'Pause' }).click();
   await page.waitForFunction(() => document.getElementById('status').textContent === 'Paused.', null, { timeout: 60_000 });
   const held = await page.textContent('#stat-step');
