@@ -134,5 +134,5 @@ fn the_evaluation_paints_with_the_recipe_it_names() {
     assert_eq!(s.parameterisation, Parameterisation::Fourier);
     s.validate().unwrap();
     let default = settings("a red star", 0, &Recipe::default());
-    assert_eq!((default.noise, default.colour_jitter, default.parameterisation), (0.01, false, Parameterisation::Pixels));
+    assert_eq!((default.noise, default.colour_jitter, default.parameterisation, default.smoothness), (0.01, false, Parameterisation::Pixels, 0.3));
 }

@@ -24,9 +24,10 @@ fn model(name: &str) -> Rc<Model> {
 
 /// Held-out prompts painted in 40 steps by each twin, same seeds: the judge reads more of
 /// the prompts' attributes in the robust twin's pictures than in the plain one's.
-/// docs/shapes.md has the rates over 100 prompts x 2 seeds (the robust twin is not yet at
-/// the 70% colour and background the project aims for); this is the same measurement, small
-/// enough for every test run, and deterministic (same seeds, same CPU backend).
+/// docs/shapes.md has the rates over 100 prompts x 2 seeds (the robust twin paints the
+/// colour and the background at least 70% of the time, not yet a shape, size or place
+/// above the plain twin); this is the same measurement, small enough for every test run,
+/// and deterministic (same seeds, same CPU backend).
 #[test]
 fn robust_twin_paints_held_out_prompts_better_than_the_plain_one() {
     let (robust, plain) = (model("shapes-robust"), model("shapes-plain"));

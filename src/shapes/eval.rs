@@ -147,7 +147,7 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.0 }
+        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3 }
     }
 }
 
