@@ -142,8 +142,7 @@ impl Generator {
         let s = &self.settings;
         let params = self.params.clone().detach().require_grad();
         let pixels = self.canvas.pixels(params.clone());
-        let smoothness = (s.smoothness > 0.0).then(|| objective::total_variation(pixels.clone()) * s.smoothness);
-        let views = self.views.sample(pixels, &mut self.rng);
+        let views = self.views.sample(pixels.clone(), &mut self.rng);
         let losses = self.objective.per_view(self.model.clip.encode_image(views)?);
         let mean = |from: usize, count: usize| {
             if count == 0 { Tensor::<1>::zeros([1], &losses.device()) } else { losses.clone().narrow(0, from, count).mean() }
@@ -151,8 +150,8 @@ impl Generator {
         let global_loss = mean(0, s.global_views);
         let patch_loss = mean(s.global_views, s.patch_views);
         let mut loss = global_loss.clone() + patch_loss.clone() * s.patch_weight;
-        if let Some(smoothness) = smoothness {
-            loss = loss + smoothness;
+        if s.smoothness > 0.0 {
+            loss = loss + objective::total_variation(pixels) * s.smoothness;
         }
         let grads = loss.backward();
         let grad = params
