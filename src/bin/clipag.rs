@@ -247,6 +247,10 @@ enum ShapesCommand {
         /// the pre-training, each starting as the identity (default 0).
         #[arg(long, default_value_t = 0)]
         deeper_vision: usize,
+        /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
+        /// image tower fixed (default 0).
+        #[arg(long, default_value_t = 0)]
+        align_steps: usize,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: clipag::shapes::train::Twins,
@@ -462,7 +466,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -477,6 +481,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 shades,
                 objective,
                 deeper_vision,
+                align_steps,
                 temperature: 0.07,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

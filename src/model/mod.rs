@@ -30,6 +30,12 @@ pub struct Clip {
 }
 
 impl Clip {
+    /// The image tower stops learning (gradients flow to the text tower alone).
+    pub fn freeze_vision(mut self) -> Self {
+        self.visual = self.visual.freeze();
+        self
+    }
+
     /// Builds the model from named weights (open_clip's names) on `device`.
     pub fn load(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<Self> {
         Self::build(config, &mut Loader::new(source, device))

@@ -69,6 +69,10 @@ pub struct Plan {
     /// Vision blocks added on top of the pre-trained image tower when a twin starts from
     /// the pre-training (see `Deepened`); 0 keeps the architecture.
     pub deeper_vision: usize,
+    /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
+    /// image tower fixed: they teach the captions what the twin's image tower now reads,
+    /// without touching the image tower whose gradients paint.
+    pub align_steps: usize,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
 }
@@ -197,6 +201,8 @@ pub struct Trainer {
     optimizer: burn::optim::ModuleOptimizer,
     /// The pre-trained model, frozen: FARE's reference.
     reference: Option<Clip>,
+    /// Whether the image tower is frozen (the alignment steps).
+    vision_frozen: bool,
     pub step: usize,
 }
 
@@ -246,7 +252,7 @@ impl Trainer {
     ) -> Result<Self> {
         let tokenizer = Tokenizer::from_json(&tokenizer_json, config.text.context_length)?;
         let optimizer = AdamWConfig::new().with_weight_decay(0.05).init();
-        Ok(Self { plan, config, tokenizer, tokenizer_json, device, model, origins, optimizer, reference: None, step })
+        Ok(Self { plan, config, tokenizer, tokenizer_json, device, model, origins, optimizer, reference: None, vision_frozen: false, step })
     }
 
     /// Freezes the model in checkpoint folder `dir` as FARE's reference.
@@ -258,12 +264,21 @@ impl Trainer {
     }
 
     pub fn total_steps(&self) -> usize {
+        self.aligning_from() + self.plan.align_steps
+    }
+
+    /// The step the text-alignment steps start at.
+    fn aligning_from(&self) -> usize {
         self.plan.pretrain_steps + self.plan.finetune_steps
     }
 
-    /// Linear warm-up over 200 steps, then cosine decay to a tenth.
+    /// Linear warm-up over 200 steps, then cosine decay to a tenth over pre-training and
+    /// fine-tuning; the alignment steps keep that tenth (so adding them changes nothing before).
     fn learning_rate(&self) -> f64 {
-        let total = self.total_steps().max(1) as f64;
+        if self.step >= self.aligning_from() {
+            return self.plan.learning_rate * 0.1;
+        }
+        let total = self.aligning_from().max(1) as f64;
         let warm = (self.step as f64 + 1.0) / 200.0;
         let progress = self.step as f64 / total;
         let cosine = 0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
@@ -276,7 +291,12 @@ impl Trainer {
         // same data it would have seen.
         let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
         let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
-        let adversarial = self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
+        let aligning = self.step >= self.aligning_from();
+        if aligning && !self.vision_frozen {
+            self.model = self.model.clone().freeze_vision();
+            self.vision_frozen = true;
+        }
+        let adversarial = !aligning && self.step >= self.plan.pretrain_steps && self.plan.epsilon.is_some();
         let goal = match (adversarial, self.plan.objective) {
             (false, _) => None,
             (true, Objective::Tecoa) => Some(self.captions(&sequences, &targets)?),
@@ -541,7 +561,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         run(&mut trainer, plan.pretrain_steps, 50, Some((&pre_dir, checkpoint_every)))?;
         trainer.save_checkpoint(&pre_dir)?;
     }
-    let total = plan.pretrain_steps + plan.finetune_steps;
+    let total = plan.pretrain_steps + plan.finetune_steps + plan.align_steps;
     let mut twins = vec![("shapes-plain", None), ("shapes-robust", plan.epsilon)];
     twins.retain(|(_, epsilon)| match which {
         Twins::Both => true,
@@ -573,8 +593,12 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
         run(&mut trainer, total, 50, Some((&dir, checkpoint_every)))?;
         trainer.save_checkpoint(&dir)?;
+        let aligned = match plan.align_steps {
+            0 => String::new(),
+            n => format!(", then {n} steps of the text tower alone on clean pictures"),
+        };
         let source = format!(
-            "trained by `clipag shapes train` from seed {}: {} clean contrastive steps, then {} {kind} steps, batch {}",
+            "trained by `clipag shapes train` from seed {}: {} clean contrastive steps, then {} {kind} steps{aligned}, batch {}",
             plan.seed, plan.pretrain_steps, plan.finetune_steps, plan.batch
         );
         let title = if epsilon.is_some() { "Shapes (robust)" } else { "Shapes (plain)" };
@@ -590,7 +614,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -611,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -630,7 +654,7 @@ mod tests {
 
     #[test]
     fn fare_starts_at_zero_and_its_attack_moves_the_embeddings_away() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
         let mut trainer = Trainer::new(plan).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-fare-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -649,7 +673,7 @@ mod tests {
 
     #[test]
     fn a_deepened_tower_starts_as_the_pre_trained_one() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -664,6 +688,31 @@ mod tests {
         // The added blocks are real parameters that train: the export holds them.
         let names = deeper.model.export(&deeper.origins).unwrap();
         assert!(names.contains_key("visual.transformer.resblocks.5.mlp.c_proj.weight"));
+    }
+
+    #[test]
+    fn alignment_steps_train_the_text_tower_alone() {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-2, pretrain_steps: 1, finetune_steps: 0, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 2, temperature: 0.07 };
+        let mut trainer = Trainer::new(plan).unwrap();
+        assert_eq!(trainer.total_steps(), 3);
+        let (images, sequences, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
+        let embed = |t: &Trainer| {
+            let image = t.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+            let text = t.model.encode_text(&sequences).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+            (image, text)
+        };
+        // The pre-training step moves both towers.
+        let start = embed(&trainer);
+        trainer.step().unwrap();
+        let pretrained = embed(&trainer);
+        assert!(pretrained.0 != start.0 && pretrained.1 != start.1);
+        // The alignment steps (at a tenth of the rate) move the text tower only.
+        assert!((trainer.learning_rate() - 1e-3).abs() < 1e-12);
+        trainer.step().unwrap();
+        trainer.step().unwrap();
+        let aligned = embed(&trainer);
+        assert_eq!(aligned.0, pretrained.0, "the image tower moved");
+        assert!(aligned.1 != pretrained.1, "the text tower did not move");
     }
 
     #[test]
