@@ -561,7 +561,6 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         run(&mut trainer, plan.pretrain_steps, 50, Some((&pre_dir, checkpoint_every)))?;
         trainer.save_checkpoint(&pre_dir)?;
     }
-    let total = plan.pretrain_steps + plan.finetune_steps + plan.align_steps;
     let mut twins = vec![("shapes-plain", None), ("shapes-robust", plan.epsilon)];
     twins.retain(|(_, epsilon)| match which {
         Twins::Both => true,
@@ -591,6 +590,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
             _ => kind,
         };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
+        let total = trainer.total_steps();
         run(&mut trainer, total, 50, Some((&dir, checkpoint_every)))?;
         trainer.save_checkpoint(&dir)?;
         let aligned = match plan.align_steps {
