@@ -68,6 +68,19 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Interpolate two models of one architecture, tensor by tensor: (1 - T) * A + T * B
+    /// (two fine-tunings of one pre-training, such as the Shapes twins).
+    Blend {
+        a: PathBuf,
+        b: PathBuf,
+        /// T: 0 gives A, 1 gives B.
+        #[arg(long)]
+        weight: f32,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "f32")]
+        quant: Quantization,
+    },
     /// Write a checkpoint of random weights in the CLIPAG layout (for benchmarks and tests of
     /// full-size models; real checkpoints cannot be downloaded everywhere).
     #[command(hide = true)]
@@ -328,6 +341,21 @@ async fn run(command: Command) -> Result<()> {
             let manifest = convert::convert(&src, &out, &options)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             eprintln!("wrote {} ({:?}, {:.1} MB)", out.display(), manifest.quantization, bytes as f64 / 1e6);
+        }
+        Command::Blend { a, b, weight, out, quant } => {
+            let (first, second) = (folder::read(&a)?, folder::read(&b)?);
+            let tensors = clipag::weights::blend::blend(&first, &second, weight)?;
+            let description = folder::Description {
+                name: format!("{} x {weight} {}", first.manifest.name, second.manifest.name),
+                license: if first.manifest.license == second.manifest.license {
+                    first.manifest.license.clone()
+                } else {
+                    format!("{} AND {}", first.manifest.license, second.manifest.license)
+                },
+                source: format!("(1 - {weight}) x {} + {weight} x {}", a.display(), b.display()),
+            };
+            folder::write(&out, &first.manifest.config, &tensors, quant, &first.tokenizer, description)?;
+            eprintln!("wrote {}", out.display());
         }
         Command::RandomCheckpoint { arch, seed, out } => {
             let config = match arch.as_str() {

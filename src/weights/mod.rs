@@ -9,6 +9,8 @@ pub mod random;
 pub mod tensors;
 
 #[cfg(not(target_family = "wasm"))]
+pub mod blend;
+#[cfg(not(target_family = "wasm"))]
 pub mod convert;
 #[cfg(not(target_family = "wasm"))]
 pub mod folder;
