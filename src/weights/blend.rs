@@ -13,7 +13,7 @@ use crate::{Error, Result};
 /// extrapolates, which is allowed on purpose).
 pub fn blend(a: &ModelFiles, b: &ModelFiles, t: f32) -> Result<TensorMap> {
     if !t.is_finite() {
-        return Err(Error::Invalid(format!("blend: the weight {t} is not a number")));
+        return Err(Error::Invalid(format!("blend: the weight must be a finite number, not {t}")));
     }
     if a.manifest.config != b.manifest.config {
         return Err(Error::Invalid("blend: the two models have different architectures".into()));
