@@ -86,7 +86,7 @@ fn judge_reads_clean_pictures() {
 
 #[test]
 fn training_steps_checkpoints_and_resumes() {
-    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, minimal_pairs: false, shades: 32, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
+    let plan = Plan { seed: 5, batch: 8, learning_rate: 1e-3, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, clean_share: 0.0, minimal_pairs: false, shades: 32, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
     let mut trainer = Trainer::new(plan.clone()).unwrap();
     for _ in 0..3 {
         assert!(trainer.step().unwrap().is_finite());

@@ -260,6 +260,10 @@ enum ShapesCommand {
         /// the pre-training, each starting as the identity (default 0).
         #[arg(long, default_value_t = 0)]
         deeper_vision: usize,
+        /// The vision MLPs' hidden width when a twin starts from the pre-training, the new
+        /// hidden units adding nothing at first (default 0: the pre-training's width).
+        #[arg(long, default_value_t = 0)]
+        wider_vision_mlp: usize,
         /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
         /// image tower fixed (default 0).
         #[arg(long, default_value_t = 0)]
@@ -494,7 +498,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -509,6 +513,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 shades,
                 objective,
                 deeper_vision,
+                wider_vision_mlp,
                 align_steps,
                 temperature: 0.07,
             };

@@ -69,6 +69,9 @@ pub struct Plan {
     /// Vision blocks added on top of the pre-trained image tower when a twin starts from
     /// the pre-training (see `Deepened`); 0 keeps the architecture.
     pub deeper_vision: usize,
+    /// The vision MLPs' hidden width when a twin starts from the pre-training (see
+    /// `Grown`); 0, or the pre-training's own width, keeps the architecture.
+    pub wider_vision_mlp: usize,
     /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
     /// image tower fixed: they teach the captions what the twin's image tower now reads,
     /// without touching the image tower whose gradients paint.
@@ -219,24 +222,37 @@ impl Trainer {
     /// Resumes from a checkpoint folder written by `save_checkpoint` (the optimiser's moments
     /// start afresh; the data, drawn from the seed and the step, continues where it was).
     pub fn resume(plan: Plan, dir: &Path) -> Result<Self> {
-        Self::from_checkpoint(plan, dir, 0)
+        Self::from_checkpoint(plan, dir, 0, 0)
     }
 
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
-    /// blocks, each the identity at first (see `Deepened`; with none, as `resume`).
-    pub fn deepened(plan: Plan, dir: &Path) -> Result<Self> {
-        let added = plan.deeper_vision;
-        Self::from_checkpoint(plan, dir, added)
+    /// blocks and vision MLPs `plan.wider_vision_mlp` wide, the grown tower computing what
+    /// the pre-trained one did at first (see `Grown`; with neither, as `resume`).
+    pub fn grown(plan: Plan, dir: &Path) -> Result<Self> {
+        let (blocks, mlp_width) = (plan.deeper_vision, plan.wider_vision_mlp);
+        Self::from_checkpoint(plan, dir, blocks, mlp_width)
     }
 
-    fn from_checkpoint(plan: Plan, dir: &Path, added_vision_blocks: usize) -> Result<Self> {
+    /// `mlp_width` 0 keeps the stored width.
+    fn from_checkpoint(plan: Plan, dir: &Path, added_vision_blocks: usize, mlp_width: usize) -> Result<Self> {
         let files = folder::read(dir)?;
         let step = progress(dir)?;
         let mut config = files.manifest.config.clone();
-        let layers = config.vision.layers;
+        let stored = config.vision.clone();
         config.vision.layers += added_vision_blocks;
+        if mlp_width > 0 {
+            if mlp_width < stored.mlp_width {
+                return Err(Error::Invalid(format!(
+                    "the vision MLPs can grow, not shrink: {mlp_width} is narrower than the pre-training's {}",
+                    stored.mlp_width
+                )));
+            }
+            config.vision.mlp_width = mlp_width;
+        }
+        config.validate()?;
         let device = Device::flex().autodiff();
-        let mut weights = Deepened { inner: crate::weights::StoredWeights::parse(&files.weights)?, layers };
+        let inner = crate::weights::StoredWeights::parse(&files.weights)?;
+        let mut weights = Grown { inner, layers: stored.layers, mlp_width: stored.mlp_width, random: RandomWeights::new(plan.seed) };
         let (model, origins) = Clip::trainable(&config, &mut weights, &device)?;
         Self::with_model(plan, config, files.tokenizer.clone(), device, model, origins, step)
     }
@@ -439,32 +455,59 @@ fn progress(dir: &Path) -> Result<usize> {
     Ok(step as usize)
 }
 
-/// Stored weights, with more vision blocks than they hold where the model asks for more:
-/// each block past the stored ones is a copy of the last stored block with its attention's
-/// and its MLP's output projections zero, so it adds nothing to the residual stream and the
-/// deeper tower starts as the pre-trained one (function-preserving growth, as in Net2Net's
-/// deeper networks;
-/// the zero projections get gradients at once and open the block as training goes).
-struct Deepened<'a> {
+/// Stored weights, grown where the model asks for a larger image tower than they hold, so
+/// that the grown tower starts as the pre-trained one (function-preserving growth, as in
+/// Net2Net, Chen, Goodfellow and Shlens 2016):
+/// - deeper: each block past the stored ones is a copy of the last stored block with its
+///   attention's and its MLP's output projections zero, so it adds nothing to the residual
+///   stream;
+/// - wider MLPs: each MLP's new hidden units get random input weights (as a fresh model's)
+///   and zero output weights, so they add nothing either.
+///
+/// The zero projections get gradients at once and open the new parts as training goes.
+struct Grown<'a> {
     inner: crate::weights::StoredWeights<'a>,
     /// How many vision blocks the stored weights hold.
     layers: usize,
+    /// The stored vision MLPs' hidden width.
+    mlp_width: usize,
+    /// Draws the new hidden units' input weights.
+    random: RandomWeights,
 }
 
-impl WeightSource for Deepened<'_> {
+impl WeightSource for Grown<'_> {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         const BLOCKS: &str = "visual.transformer.resblocks.";
-        let added = name
+        let Some((index, field)) = name
             .strip_prefix(BLOCKS)
             .and_then(|rest| rest.split_once('.'))
             .and_then(|(index, field)| Some((index.parse::<usize>().ok()?, field)))
-            .filter(|(index, _)| *index >= self.layers);
-        match added {
-            Some((_, field)) if field.starts_with("attn.out_proj.") || field.starts_with("mlp.c_proj.") => {
-                Ok(HostTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()]))
+        else {
+            return self.inner.take(name, shape);
+        };
+        if index >= self.layers && (field.starts_with("attn.out_proj.") || field.starts_with("mlp.c_proj.")) {
+            return Ok(HostTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()]));
+        }
+        let stored = self.inner.take(&format!("{BLOCKS}{}.{field}", index.min(self.layers - 1)), shape)?;
+        match field {
+            // `[hidden, width]`: new rows below the stored ones.
+            "mlp.c_fc.weight" if shape[0] > self.mlp_width => {
+                let fresh = self.random.take(name, &[shape[0] - self.mlp_width, shape[1]])?;
+                Ok(HostTensor::new(shape.to_vec(), [stored.data, fresh.data].concat()))
             }
-            Some((_, field)) => self.inner.take(&format!("{BLOCKS}{}.{field}", self.layers - 1), shape),
-            None => self.inner.take(name, shape),
+            "mlp.c_fc.bias" if shape[0] > self.mlp_width => {
+                Ok(HostTensor::new(shape.to_vec(), [stored.data, vec![0.0; shape[0] - self.mlp_width]].concat()))
+            }
+            // `[width, hidden]`: new zero columns right of the stored ones.
+            "mlp.c_proj.weight" if shape[1] > self.mlp_width => {
+                let (rows, old, new) = (shape[0], self.mlp_width, shape[1]);
+                let mut data = vec![0.0; rows * new];
+                for r in 0..rows {
+                    data[r * new..r * new + old].copy_from_slice(&stored.data[r * old..(r + 1) * old]);
+                }
+                Ok(HostTensor::new(shape.to_vec(), data))
+            }
+            _ => Ok(stored),
         }
     }
 }
@@ -549,7 +592,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
             eprintln!("resuming from {}", dir.display());
             Trainer::resume(plan, dir)
         } else if fallback.join(PROGRESS).is_file() {
-            Trainer::deepened(plan, fallback)
+            Trainer::grown(plan, fallback)
         } else {
             Trainer::new(plan)
         }
@@ -585,6 +628,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.minimal_pairs { format!("{kind} minimal-pair") } else { kind };
         let kind = if plan.shades > 0 { format!("{kind} (colours shaded up to {}/255)", plan.shades) } else { kind };
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
+        let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
         let kind = match (epsilon, plan.objective) {
             (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
             _ => kind,
@@ -614,7 +658,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -635,7 +679,7 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -654,7 +698,7 @@ mod tests {
 
     #[test]
     fn fare_starts_at_zero_and_its_attack_moves_the_embeddings_away() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
         let mut trainer = Trainer::new(plan).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-fare-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -672,14 +716,17 @@ mod tests {
     }
 
     #[test]
-    fn a_deepened_tower_starts_as_the_pre_trained_one() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, align_steps: 0, temperature: 0.07 };
+    fn a_grown_tower_starts_as_the_pre_trained_one() {
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, wider_vision_mlp: 1024, align_steps: 0, temperature: 0.07 };
         let trainer = Trainer::new(plan.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
-        let deeper = Trainer::deepened(plan, &dir).unwrap();
+        let deeper = Trainer::grown(plan.clone(), &dir).unwrap();
+        let narrower = Trainer::grown(Plan { wider_vision_mlp: 256, ..plan }, &dir).err().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+        assert!(narrower.to_string().contains("grow, not shrink"), "{narrower}");
         assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
+        assert_eq!((trainer.config.vision.mlp_width, deeper.config.vision.mlp_width), (512, 1024));
         let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
         let before = trainer.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
         let after = deeper.model.encode_image(images).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
@@ -688,11 +735,15 @@ mod tests {
         // The added blocks are real parameters that train: the export holds them.
         let names = deeper.model.export(&deeper.origins).unwrap();
         assert!(names.contains_key("visual.transformer.resblocks.5.mlp.c_proj.weight"));
+        // The new hidden units are not dead: their input weights are drawn, not zero.
+        let c_fc = &names["visual.transformer.resblocks.0.mlp.c_fc.weight"];
+        assert_eq!(c_fc.shape, [1024, 128]);
+        assert!(c_fc.data[512 * 128..].iter().any(|v| *v != 0.0));
     }
 
     #[test]
     fn alignment_steps_train_the_text_tower_alone() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-2, pretrain_steps: 1, finetune_steps: 0, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, align_steps: 2, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-2, pretrain_steps: 1, finetune_steps: 0, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 2, temperature: 0.07 };
         let mut trainer = Trainer::new(plan).unwrap();
         assert_eq!(trainer.total_steps(), 3);
         let (images, sequences, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
