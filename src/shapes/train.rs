@@ -67,7 +67,7 @@ pub struct Plan {
     /// What the adversarial steps minimise and their attack maximises.
     pub objective: Objective,
     /// Vision blocks added on top of the pre-trained image tower when a twin starts from
-    /// the pre-training (see `Deepened`); 0 keeps the architecture.
+    /// the pre-training (see `Grown`); 0 keeps the architecture.
     pub deeper_vision: usize,
     /// The vision MLPs' hidden width when a twin starts from the pre-training (see
     /// `Grown`); 0, or the pre-training's own width, keeps the architecture.
