@@ -46,9 +46,40 @@ impl WeightSource for RandomWeights {
         } else if name.ends_with("bias") {
             (0.0, 0.02)
         } else {
-            (0.0, (3.0 / *shape.last().unwrap_or(&1) as f32).sqrt())
+            (0.0, (3.0 / fan_in(shape) as f32).sqrt())
         };
         let data = (0..numel).map(|_| center + spread * self.rng.range(-1.0, 1.0)).collect();
         Ok(HostTensor::new(shape.to_vec(), data))
+    }
+}
+
+/// The inputs each output sums over: a matrix `[out, in]` reads its last dimension, a
+/// convolution `[out, channels, kh, kw]` all but its first (open_clip's `conv1` sums over
+/// 3 x p x p pixels, not p). Vectors and embedding tables use their length/width.
+fn fan_in(shape: &[usize]) -> usize {
+    match shape {
+        [] => 1,
+        [.., last] if shape.len() <= 2 => *last,
+        [_, rest @ ..] => rest.iter().product(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variance(t: &HostTensor) -> f32 {
+        t.data.iter().map(|x| x * x).sum::<f32>() / t.data.len() as f32
+    }
+
+    #[test]
+    fn matrices_and_convolutions_have_variance_one_over_fan_in() {
+        let mut random = RandomWeights::new(3);
+        let matrix = random.take("mlp.c_fc.weight", &[512, 128]).unwrap();
+        let conv = random.take("visual.conv1.weight", &[128, 3, 8, 8]).unwrap();
+        for (tensor, fan_in) in [(matrix, 128.0), (conv, 192.0)] {
+            let ratio = variance(&tensor) * fan_in;
+            assert!((ratio - 1.0).abs() < 0.05, "variance x fan-in = {ratio}");
+        }
     }
 }
