@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use clipag::engine::Model;
 use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Init, Parameterisation, Prompt, Settings};
-use clipag::shapes::eval;
+use clipag::shapes::{eval, train};
 use clipag::pixels::Pixels;
 use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
 use clipag::{Error, Result, check, device};
@@ -215,30 +215,32 @@ enum ShapesCommand {
     },
     /// Train both twins (clean pre-training, then plain and adversarial fine-tuning), writing
     /// q8 model folders OUT/shapes-plain and OUT/shapes-robust. Resumes from CHECKPOINTS.
+    /// The defaults are the shipped twins' recipe.
     Train {
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
         checkpoints: PathBuf,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = train::Plan::default().seed)]
         seed: u64,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = train::Plan::default().batch)]
         batch: usize,
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(long, default_value_t = train::Plan::default().learning_rate)]
         lr: f64,
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = train::Plan::default().pretrain_steps)]
         pretrain_steps: usize,
-        #[arg(long, default_value_t = 1500)]
+        #[arg(long, default_value_t = train::Plan::default().finetune_steps)]
         finetune_steps: usize,
         /// Budget of the robust twin's adversarial images: for `fgsm` and `n-fgsm` the
         /// L-infinity radius in steps of 1/255 (8 is 8/255), for `l2` the L2 radius of the
-        /// whole image's change on pixel values 0 to 1.
-        #[arg(long, default_value_t = 8.0)]
+        /// whole image's change on pixel values 0 to 1 (default: the shipped twin's 16/255).
+        #[arg(long, default_value_t = 16.0)]
         epsilon: f32,
         /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm` or `l2`.
-        #[arg(long, default_value = "fgsm")]
-        attack: clipag::shapes::train::Attack,
-        /// N-FGSM's random start, in multiples of epsilon (default: the paper's 2).
+        #[arg(long, default_value = "n-fgsm")]
+        attack: train::Attack,
+        /// N-FGSM's random start, in multiples of epsilon (default: the shipped twin's 4; the
+        /// paper's is 2).
         #[arg(long)]
         noise: Option<f32>,
         /// Share of each adversarial batch left clean, 0 to below 1 (default 0: all adversarial).
@@ -255,7 +257,7 @@ enum ShapesCommand {
         /// What the robust twin's adversarial steps minimise: `tecoa` (the contrastive loss
         /// against the captions, CLIPAG's) or `fare` (the embeddings of the pre-trained model).
         #[arg(long, default_value = "tecoa")]
-        objective: clipag::shapes::train::Objective,
+        objective: train::Objective,
         /// Vision blocks added on top of the pre-trained image tower when a twin starts from
         /// the pre-training, each starting as the identity (default 0).
         #[arg(long, default_value_t = 0)]
@@ -270,7 +272,7 @@ enum ShapesCommand {
         align_steps: usize,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
-        twins: clipag::shapes::train::Twins,
+        twins: train::Twins,
         #[arg(long, default_value_t = 250)]
         checkpoint_every: usize,
     },
@@ -456,7 +458,7 @@ async fn run(command: Command) -> Result<()> {
 async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps: usize) -> Result<()> {
     let (config, tokenizer) = match arch {
         "vit-b-32" => (clipag::model::ClipConfig::vit_b_32(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
-        "shapes" => (clipag::shapes::train::config(), clipag::shapes::train::tokenizer_json()?),
+        "shapes" => (train::config(), train::tokenizer_json()?),
         other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32 or shapes"))),
     };
     let kinds = match backend {
@@ -485,7 +487,7 @@ async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps:
 }
 
 async fn shapes(command: ShapesCommand) -> Result<()> {
-    use clipag::shapes::{train, world::Scene};
+    use clipag::shapes::world::Scene;
     match command {
         ShapesCommand::Render { count, seed, held_out, out } => {
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

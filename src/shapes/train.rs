@@ -80,6 +80,31 @@ pub struct Plan {
     pub temperature: f32,
 }
 
+impl Default for Plan {
+    /// The shipped twins' recipe (docs/shapes.md, "What the shipped twins took"), so that
+    /// `clipag shapes train` with no options follows it.
+    fn default() -> Self {
+        Plan {
+            seed: 1,
+            batch: 128,
+            learning_rate: 1e-3,
+            pretrain_steps: 2250,
+            finetune_steps: 900,
+            epsilon: Some(16.0 / 255.0),
+            attack: Attack::NoiseFgsm,
+            noise: 4.0,
+            clean_share: 0.0,
+            minimal_pairs: false,
+            shades: 0,
+            objective: Objective::Tecoa,
+            deeper_vision: 0,
+            wider_vision_mlp: 0,
+            align_steps: 0,
+            temperature: 0.07,
+        }
+    }
+}
+
 /// How the robust twin's adversarial images are made; both cost one extra forward and
 /// backward pass per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -113,12 +138,12 @@ impl Attack {
         })
     }
 
-    /// N-FGSM's random start from the command line's multiple of epsilon (None: the paper's
-    /// 2). The other attacks start inside their ball, so a start given for them is refused
-    /// rather than ignored.
+    /// N-FGSM's random start from the command line's multiple of epsilon (None: the shipped
+    /// twin's 4; the paper's default is 2). The other attacks start inside their ball, so a
+    /// start given for them is refused rather than ignored.
     pub fn noise(self, given: Option<f32>) -> Result<f32> {
         match (self, given) {
-            (_, None) => Ok(2.0),
+            (_, None) => Ok(Plan::default().noise),
             (Attack::NoiseFgsm, Some(v)) if v.is_finite() && v >= 0.0 => Ok(v),
             (Attack::NoiseFgsm, Some(v)) => Err(Error::Invalid(format!(
                 "N-FGSM's random start (--noise) must be zero or a positive multiple of epsilon, not {v}"
@@ -658,7 +683,7 @@ mod tests {
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(epsilon), attack, noise, ..Plan::default() };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -679,7 +704,7 @@ mod tests {
 
     #[test]
     fn a_mixed_batch_leaves_its_clean_share_untouched() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.5, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, clean_share: 0.5, ..Plan::default() };
         let trainer = Trainer::new(plan).unwrap();
         let mut rng = Rng::new(9);
         let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
@@ -698,7 +723,7 @@ mod tests {
 
     #[test]
     fn fare_starts_at_zero_and_its_attack_moves_the_embeddings_away() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Fare, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, objective: Objective::Fare, ..Plan::default() };
         let mut trainer = Trainer::new(plan).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-fare-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -717,7 +742,7 @@ mod tests {
 
     #[test]
     fn a_grown_tower_starts_as_the_pre_trained_one() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-3, pretrain_steps: 0, finetune_steps: 1, epsilon: None, attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 2, wider_vision_mlp: 1024, align_steps: 0, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, epsilon: None, deeper_vision: 2, wider_vision_mlp: 1024, ..Plan::default() };
         let trainer = Trainer::new(plan.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
@@ -743,7 +768,7 @@ mod tests {
 
     #[test]
     fn alignment_steps_train_the_text_tower_alone() {
-        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-2, pretrain_steps: 1, finetune_steps: 0, epsilon: Some(16.0 / 255.0), attack: Attack::NoiseFgsm, noise: 4.0, clean_share: 0.0, minimal_pairs: false, shades: 0, objective: Objective::Tecoa, deeper_vision: 0, wider_vision_mlp: 0, align_steps: 2, temperature: 0.07 };
+        let plan = Plan { seed: 3, batch: 4, learning_rate: 1e-2, pretrain_steps: 1, finetune_steps: 0, align_steps: 2, ..Plan::default() };
         let mut trainer = Trainer::new(plan).unwrap();
         assert_eq!(trainer.total_steps(), 3);
         let (images, sequences, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
