@@ -266,6 +266,11 @@ enum ShapesCommand {
         /// hidden units adding nothing at first (default 0: the pre-training's width).
         #[arg(long, default_value_t = 0)]
         wider_vision_mlp: usize,
+        /// Factor on the pre-trained patch embedding and the patches' positional embeddings
+        /// when a twin starts from the pre-training; the tower computes the same (ln_pre
+        /// normalises each token), but they then learn 1/factor times faster (default 1).
+        #[arg(long, default_value_t = train::Plan::default().patch_scale)]
+        patch_scale: f32,
         /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
         /// image tower fixed (default 0).
         #[arg(long, default_value_t = 0)]
@@ -500,7 +505,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -516,6 +521,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 objective,
                 deeper_vision,
                 wider_vision_mlp,
+                patch_scale,
                 align_steps,
                 temperature: 0.07,
             };
