@@ -776,7 +776,8 @@ mod tests {
         let trainer = Trainer::new(plan.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("clipag-deepen-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
-        let deeper = Trainer::grown(plan.clone(), &dir).unwrap();
+        let deeper = Trainer::grown(Plan { patch_scale: 1.0, ..plan.clone() }, &dir).unwrap();
+        let scaled = Trainer::grown(plan.clone(), &dir).unwrap();
         let narrower = Trainer::grown(Plan { wider_vision_mlp: 256, ..plan.clone() }, &dir).err().unwrap();
         let unscaled = Trainer::grown(Plan { patch_scale: 0.0, ..plan }, &dir).err().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -786,12 +787,15 @@ mod tests {
         assert_eq!((trainer.config.vision.mlp_width, deeper.config.vision.mlp_width), (512, 1024));
         let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
         let before = trainer.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
-        let after = deeper.model.encode_image(images).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+        let after = deeper.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
         let worst = before.iter().zip(&after).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-5, "the added blocks changed the embeddings by {worst}");
+        let rescaled = scaled.model.encode_image(images).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+        let worst = before.iter().zip(&rescaled).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         let largest = before.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         // Not exact: `ln_pre`'s epsilon (1e-5) against patch tokens whose variance the
         // tenth brings to about 1e-2 in this random model (a trained one's are far larger).
-        assert!(worst < 1e-3 * largest, "growing the tower changed the embeddings by {worst} (largest {largest})");
+        assert!(worst < 1e-3 * largest, "the patch scale changed the embeddings by {worst} (largest {largest})");
         // The added blocks are real parameters that train: the export holds them.
         let names = deeper.model.export(&deeper.origins).unwrap();
         assert!(names.contains_key("visual.transformer.resblocks.5.mlp.c_proj.weight"));
@@ -801,7 +805,7 @@ mod tests {
         assert!(c_fc.data[512 * 128..].iter().any(|v| *v != 0.0));
         // The patch embedding is a tenth of the pre-trained one.
         let before = trainer.model.export(&trainer.origins).unwrap();
-        let ratio = names["visual.conv1.weight"].data[7] / before["visual.conv1.weight"].data[7];
+        let ratio = scaled.model.export(&scaled.origins).unwrap()["visual.conv1.weight"].data[7] / before["visual.conv1.weight"].data[7];
         assert!((ratio - 0.1).abs() < 1e-6, "{ratio}");
     }
 
