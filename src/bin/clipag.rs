@@ -271,6 +271,11 @@ enum ShapesCommand {
         /// normalises each token), but they then learn 1/factor times faster (default 1).
         #[arg(long, default_value_t = train::Plan::default().patch_scale)]
         patch_scale: f32,
+        /// When a twin starts from the pre-training, each patch filter keeps only its lowest
+        /// N x N spatial frequencies (a DCT low-pass; flat patches read as before; default 0:
+        /// all).
+        #[arg(long, default_value_t = train::Plan::default().patch_low_pass)]
+        patch_low_pass: usize,
         /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
         /// image tower fixed (default 0).
         #[arg(long, default_value_t = 0)]
@@ -505,7 +510,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, patch_low_pass, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -522,6 +527,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 deeper_vision,
                 wider_vision_mlp,
                 patch_scale,
+                patch_low_pass,
                 align_steps,
                 temperature: 0.07,
             };

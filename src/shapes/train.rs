@@ -80,6 +80,12 @@ pub struct Plan {
     /// nearly as drawn (random, neighbouring weights uncorrelated), and a robust tower
     /// needs filters that the attack's pixel-level pattern cannot sway.
     pub patch_scale: f32,
+    /// When a twin starts from the pre-training, each patch filter (`conv1`, one 8 x 8 block
+    /// per colour channel) keeps only its lowest `patch_low_pass` x `patch_low_pass`
+    /// frequencies (`low_pass`); 0 leaves them. Flat patches, most of this world's, read as
+    /// before. A random filter's response to a flat change of colour is a small part of
+    /// what a signed pattern of the same size moves it by; a smooth filter's is most of it.
+    pub patch_low_pass: usize,
     /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
     /// image tower fixed: they teach the captions what the twin's image tower now reads,
     /// without touching the image tower whose gradients paint.
@@ -108,6 +114,7 @@ impl Default for Plan {
             deeper_vision: 0,
             wider_vision_mlp: 0,
             patch_scale: 1.0,
+            patch_low_pass: 0,
             align_steps: 0,
             temperature: 0.07,
         }
@@ -262,15 +269,19 @@ impl Trainer {
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
     /// blocks, vision MLPs `plan.wider_vision_mlp` wide and its patch embedding scaled by
     /// `plan.patch_scale`, the grown tower computing what the pre-trained one did at first
-    /// (see `Grown`; with none of them, as `resume`).
+    /// (see `Grown`), and its patch filters cut to `plan.patch_low_pass` frequencies, which
+    /// changes what it computes on all but flat patches (with none of them, as `resume`).
     pub fn grown(plan: Plan, dir: &Path) -> Result<Self> {
         Self::from_checkpoint(plan, dir, true)
     }
 
     /// `grow`: apply the plan's growth (a twin's start), or read the checkpoint as it is.
     fn from_checkpoint(plan: Plan, dir: &Path, grow: bool) -> Result<Self> {
-        let (added_vision_blocks, mlp_width, patch_scale) =
-            if grow { (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale) } else { (0, 0, 1.0) };
+        let (added_vision_blocks, mlp_width, patch_scale, patch_low_pass) = if grow {
+            (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale, plan.patch_low_pass)
+        } else {
+            (0, 0, 1.0, 0)
+        };
         if !(patch_scale.is_finite() && patch_scale > 0.0) {
             return Err(Error::Invalid(format!("the patch embedding's scale (--patch-scale) must be a positive number, not {patch_scale}")));
         }
@@ -291,8 +302,14 @@ impl Trainer {
         config.validate()?;
         let device = Device::flex().autodiff();
         let inner = crate::weights::StoredWeights::parse(&files.weights)?;
-        let mut weights =
-            Grown { inner, layers: stored.layers, mlp_width: stored.mlp_width, patch_scale, random: RandomWeights::new(plan.seed) };
+        let mut weights = Grown {
+            inner,
+            layers: stored.layers,
+            mlp_width: stored.mlp_width,
+            patch_scale,
+            patch_low_pass,
+            random: RandomWeights::new(plan.seed),
+        };
         let (model, origins) = Clip::trainable(&config, &mut weights, &device)?;
         Self::with_model(plan, config, files.tokenizer.clone(), device, model, origins, step)
     }
@@ -506,6 +523,9 @@ fn progress(dir: &Path) -> Result<usize> {
 /// - rescaled patch embedding: `conv1` and the patches' positional embeddings times one
 ///   factor, which `ln_pre` divides out again.
 ///
+/// Not a growth, done here because it too changes the stored weights as they load: the
+/// low-passed patch filters (`low_pass`).
+///
 /// The zero projections get gradients at once and open the new parts as training goes.
 struct Grown<'a> {
     inner: crate::weights::StoredWeights<'a>,
@@ -515,6 +535,8 @@ struct Grown<'a> {
     mlp_width: usize,
     /// Factor on the patch tokens' parts: the patch embedding and the patches' positions.
     patch_scale: f32,
+    /// Frequencies kept in each direction of each patch filter (`low_pass`); 0 keeps all.
+    patch_low_pass: usize,
     /// Draws the new hidden units' input weights.
     random: RandomWeights,
 }
@@ -537,6 +559,9 @@ impl WeightSource for Grown<'_> {
                 _ => &mut [],
             };
             patch_tokens.iter_mut().for_each(|v| *v *= self.patch_scale);
+            if name == "visual.conv1.weight" && self.patch_low_pass > 0 {
+                low_pass(&mut tensor.data, shape[3], self.patch_low_pass);
+            }
             return Ok(tensor);
         };
         if index >= self.layers && (field.starts_with("attn.out_proj.") || field.starts_with("mlp.c_proj.")) {
@@ -595,6 +620,29 @@ fn unit(x: Tensor<2>) -> Tensor<2> {
 fn cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     let log_probs = burn::tensor::activation::log_softmax(logits, 1);
     (log_probs * targets).sum_dim(1).neg().mean()
+}
+
+/// Keeps the lowest `keep` x `keep` frequencies of each `size` x `size` block in `blocks`
+/// (row-major, one after another): with the orthonormal DCT-II basis `d` (rows the cosines,
+/// lowest first) and `l` the projection onto its first `keep` rows, each block `b` becomes
+/// `l b l`. A flat block is its first basis function, so it stays as it is.
+fn low_pass(blocks: &mut [f32], size: usize, keep: usize) {
+    let n = size as f64;
+    let basis = |k: usize, i: usize| {
+        let scale = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+        scale * (std::f64::consts::PI * (i as f64 + 0.5) * k as f64 / n).cos()
+    };
+    // `l[i][j]`: the sum over kept frequencies of d[k][i] d[k][j].
+    let l: Vec<f64> =
+        (0..size * size).map(|ij| (0..keep.min(size)).map(|k| basis(k, ij / size) * basis(k, ij % size)).sum()).collect();
+    let product = |a: &[f64], b: &[f64]| -> Vec<f64> {
+        (0..size * size).map(|ij| (0..size).map(|k| a[ij / size * size + k] * b[k * size + ij % size]).sum()).collect()
+    };
+    for block in blocks.chunks_mut(size * size) {
+        let b: Vec<f64> = block.iter().map(|&v| v as f64).collect();
+        let kept = product(&product(&l, &b), &l);
+        block.iter_mut().zip(kept).for_each(|(v, k)| *v = k as f32);
+    }
 }
 
 /// CLIP's symmetric contrastive loss, with every fitting caption (and picture) a positive.
@@ -684,6 +732,10 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
         let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
         let kind = if plan.patch_scale != 1.0 { format!("{kind} (patch embedding scaled by {})", plan.patch_scale) } else { kind };
+        let kind = match plan.patch_low_pass {
+            0 => kind,
+            k => format!("{kind} (patch filters cut to their lowest {k} x {k} frequencies)"),
+        };
         let kind = match (epsilon, plan.objective) {
             (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
             _ => kind,
@@ -768,6 +820,31 @@ mod tests {
         assert!(value(images.clone()) < 1e-6, "{}", value(images.clone()));
         let attacked = trainer.attack(images, &goal, 16.0 / 255.0, &mut rng).unwrap();
         assert!(value(attacked) > 1e-4);
+    }
+
+    #[test]
+    fn a_low_pass_keeps_flat_and_slow_blocks_and_drops_fast_ones() {
+        let wave = |f: f32| (0..64).map(|i| ((i % 8) as f32 * f).cos()).collect::<Vec<f32>>();
+        let flat = vec![0.7; 64];
+        // DCT-II's cosine of frequency k at pixel x of 8.
+        let cosine = |k: usize, x: usize| (std::f32::consts::PI * (x as f32 + 0.5) * k as f32 / 8.0).cos();
+        let slow: Vec<f32> = (0..64).map(|i| cosine(1, i % 8)).collect();
+        let checker: Vec<f32> = (0..64).map(|i| cosine(7, i % 8) * cosine(6, i / 8)).collect();
+        let mut blocks = [flat.clone(), slow.clone(), checker, wave(1.3)].concat();
+        low_pass(&mut blocks, 8, 2);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(&blocks[..64], &flat) && close(&blocks[64..128], &slow));
+        assert!(blocks[128..192].iter().all(|v| v.abs() < 1e-5), "{:?}", &blocks[128..192]);
+        // A projection: once more changes nothing, and it only takes energy away.
+        let once = blocks[192..].to_vec();
+        let energy = |b: &[f32]| b.iter().map(|v| v * v).sum::<f32>();
+        assert!(energy(&once) < energy(&wave(1.3)) && energy(&once) > 0.0);
+        low_pass(&mut blocks[192..], 8, 2);
+        assert!(close(&blocks[192..], &once));
+        // Keeping every frequency keeps every block.
+        let mut all = wave(1.3);
+        low_pass(&mut all, 8, 8);
+        assert!(close(&all, &wave(1.3)));
     }
 
     #[test]
