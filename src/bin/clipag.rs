@@ -276,6 +276,10 @@ enum ShapesCommand {
         /// all).
         #[arg(long, default_value_t = train::Plan::default().patch_low_pass)]
         patch_low_pass: usize,
+        /// Further factor on the patches' positional embeddings alone when a twin starts from
+        /// the pre-training, so that a place outweighs more of the attack's noise (default 1).
+        #[arg(long, default_value_t = train::Plan::default().position_scale)]
+        position_scale: f32,
         /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
         /// image tower fixed (default 0).
         #[arg(long, default_value_t = 0)]
@@ -510,7 +514,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, patch_low_pass, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -528,6 +532,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 wider_vision_mlp,
                 patch_scale,
                 patch_low_pass,
+                position_scale,
                 align_steps,
                 temperature: 0.07,
             };

@@ -86,6 +86,13 @@ pub struct Plan {
     /// before. A random filter's response to a flat change of colour is a small part of
     /// what a signed pattern of the same size moves it by; a smooth filter's is most of it.
     pub patch_low_pass: usize,
+    /// Further factor on the patches' positional embeddings alone when a twin starts from
+    /// the pre-training; 1 leaves them. Unlike `patch_scale` it changes what the tower
+    /// computes: each patch token is its content plus its place, and N-FGSM's start noise
+    /// (up to 64/255 a pixel) moves the shipped pre-training's content part about five
+    /// times as far as the places differ (docs/shapes.md), so under attack a token hardly
+    /// says where it is.
+    pub position_scale: f32,
     /// Steps after the fine-tuning that train the text tower alone on clean pictures, the
     /// image tower fixed: they teach the captions what the twin's image tower now reads,
     /// without touching the image tower whose gradients paint.
@@ -115,6 +122,7 @@ impl Default for Plan {
             wider_vision_mlp: 0,
             patch_scale: 1.0,
             patch_low_pass: 0,
+            position_scale: 1.0,
             align_steps: 0,
             temperature: 0.07,
         }
@@ -277,13 +285,15 @@ impl Trainer {
 
     /// `grow`: apply the plan's growth (a twin's start), or read the checkpoint as it is.
     fn from_checkpoint(plan: Plan, dir: &Path, grow: bool) -> Result<Self> {
-        let (added_vision_blocks, mlp_width, patch_scale, patch_low_pass) = if grow {
-            (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale, plan.patch_low_pass)
+        let (added_vision_blocks, mlp_width, patch_scale, position_scale, patch_low_pass) = if grow {
+            (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale, plan.position_scale, plan.patch_low_pass)
         } else {
-            (0, 0, 1.0, 0)
+            (0, 0, 1.0, 1.0, 0)
         };
-        if !(patch_scale.is_finite() && patch_scale > 0.0) {
-            return Err(Error::Invalid(format!("the patch embedding's scale (--patch-scale) must be a positive number, not {patch_scale}")));
+        for (factor, what) in [(patch_scale, "the patch embedding's scale (--patch-scale)"), (position_scale, "the positions' scale (--position-scale)")] {
+            if !(factor.is_finite() && factor > 0.0) {
+                return Err(Error::Invalid(format!("{what} must be a positive number, not {factor}")));
+            }
         }
         let files = folder::read(dir)?;
         let step = progress(dir)?;
@@ -307,6 +317,7 @@ impl Trainer {
             layers: stored.layers,
             mlp_width: stored.mlp_width,
             patch_scale,
+            position_scale,
             patch_low_pass,
             random: RandomWeights::new(plan.seed),
         };
@@ -535,6 +546,8 @@ struct Grown<'a> {
     mlp_width: usize,
     /// Factor on the patch tokens' parts: the patch embedding and the patches' positions.
     patch_scale: f32,
+    /// Further factor on the patches' positions alone.
+    position_scale: f32,
     /// Frequencies kept in each direction of each patch filter (`low_pass`); 0 keeps all.
     patch_low_pass: usize,
     /// Draws the new hidden units' input weights.
@@ -553,12 +566,12 @@ impl WeightSource for Grown<'_> {
             // `ln_pre` normalises each token alone, so the patch tokens can shrink while the
             // class token (row 0 of the positions), whose small norm `ln_pre`'s epsilon
             // would start to matter for, keeps its size.
-            let patch_tokens = match name {
-                "visual.conv1.weight" => &mut tensor.data[..],
-                "visual.positional_embedding" => &mut tensor.data[shape[1]..],
-                _ => &mut [],
+            let (patch_tokens, factor) = match name {
+                "visual.conv1.weight" => (&mut tensor.data[..], self.patch_scale),
+                "visual.positional_embedding" => (&mut tensor.data[shape[1]..], self.patch_scale * self.position_scale),
+                _ => (&mut [][..], 1.0),
             };
-            patch_tokens.iter_mut().for_each(|v| *v *= self.patch_scale);
+            patch_tokens.iter_mut().for_each(|v| *v *= factor);
             if name == "visual.conv1.weight" && self.patch_low_pass > 0 {
                 low_pass(&mut tensor.data, shape[3], self.patch_low_pass);
             }
@@ -732,6 +745,7 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
         let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
         let kind = if plan.patch_scale != 1.0 { format!("{kind} (patch embedding scaled by {})", plan.patch_scale) } else { kind };
+        let kind = if plan.position_scale != 1.0 { format!("{kind} (patch positions scaled by {})", plan.position_scale) } else { kind };
         let kind = match plan.patch_low_pass {
             0 => kind,
             k => format!("{kind} (patch filters cut to their lowest {k} x {k} frequencies)"),
@@ -856,10 +870,13 @@ mod tests {
         let deeper = Trainer::grown(Plan { patch_scale: 1.0, ..plan.clone() }, &dir).unwrap();
         let scaled = Trainer::grown(plan.clone(), &dir).unwrap();
         let narrower = Trainer::grown(Plan { wider_vision_mlp: 256, ..plan.clone() }, &dir).err().unwrap();
+        let placed = Trainer::grown(Plan { position_scale: 3.0, ..plan.clone() }, &dir).unwrap();
+        let unplaced = Trainer::grown(Plan { position_scale: f32::NAN, ..plan.clone() }, &dir).err().unwrap();
         let unscaled = Trainer::grown(Plan { patch_scale: 0.0, ..plan }, &dir).err().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(narrower.to_string().contains("grow, not shrink"), "{narrower}");
         assert!(unscaled.to_string().contains("--patch-scale"), "{unscaled}");
+        assert!(unplaced.to_string().contains("--position-scale"), "{unplaced}");
         assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
         assert_eq!((trainer.config.vision.mlp_width, deeper.config.vision.mlp_width), (512, 1024));
         let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
@@ -884,6 +901,13 @@ mod tests {
         let before = trainer.model.export(&trainer.origins).unwrap();
         let ratio = scaled.model.export(&scaled.origins).unwrap()["visual.conv1.weight"].data[7] / before["visual.conv1.weight"].data[7];
         assert!((ratio - 0.1).abs() < 1e-6, "{ratio}");
+        // The position scale multiplies the patches' positions on top of the patch scale and
+        // leaves the class token's.
+        let (stored, placed) = (&before["visual.positional_embedding"], &placed.model.export(&placed.origins).unwrap()["visual.positional_embedding"]);
+        let width = stored.shape[1];
+        assert_eq!(placed.data[..width], stored.data[..width]);
+        let ratio = placed.data[width + 5] / stored.data[width + 5];
+        assert!((ratio - 0.3).abs() < 1e-5, "{ratio}");
     }
 
     #[test]
