@@ -277,8 +277,9 @@ impl Trainer {
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
     /// blocks, vision MLPs `plan.wider_vision_mlp` wide and its patch embedding scaled by
     /// `plan.patch_scale`, the grown tower computing what the pre-trained one did at first
-    /// (see `Grown`), and its patch filters cut to `plan.patch_low_pass` frequencies, which
-    /// changes what it computes on all but flat patches (with none of them, as `resume`).
+    /// (see `Grown`); and, changing what it computes, its patches' positions times
+    /// `plan.position_scale` and its patch filters cut to `plan.patch_low_pass` frequencies
+    /// (with none of them, as `resume`).
     pub fn grown(plan: Plan, dir: &Path) -> Result<Self> {
         Self::from_checkpoint(plan, dir, true)
     }
@@ -534,7 +535,8 @@ fn progress(dir: &Path) -> Result<usize> {
 /// - rescaled patch embedding: `conv1` and the patches' positional embeddings times one
 ///   factor, which `ln_pre` divides out again.
 ///
-/// Not a growth, done here because it too changes the stored weights as they load: the
+/// Not growths, done here because they too change the stored weights as they load, and
+/// not keeping the function: the patches' positions times a further factor, and the
 /// low-passed patch filters (`low_pass`).
 ///
 /// The zero projections get gradients at once and open the new parts as training goes.
