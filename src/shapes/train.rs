@@ -568,14 +568,18 @@ impl WeightSource for Grown<'_> {
             // `ln_pre` normalises each token alone, so the patch tokens can shrink while the
             // class token (row 0 of the positions), whose small norm `ln_pre`'s epsilon
             // would start to matter for, keeps its size.
-            let (patch_tokens, factor) = match name {
-                "visual.conv1.weight" => (&mut tensor.data[..], self.patch_scale),
-                "visual.positional_embedding" => (&mut tensor.data[shape[1]..], self.patch_scale * self.position_scale),
-                _ => (&mut [][..], 1.0),
-            };
-            patch_tokens.iter_mut().for_each(|v| *v *= factor);
-            if name == "visual.conv1.weight" && self.patch_low_pass > 0 {
-                low_pass(&mut tensor.data, shape[3], self.patch_low_pass);
+            match name {
+                "visual.conv1.weight" => {
+                    tensor.data.iter_mut().for_each(|v| *v *= self.patch_scale);
+                    if self.patch_low_pass > 0 {
+                        low_pass(&mut tensor.data, shape[3], self.patch_low_pass);
+                    }
+                }
+                "visual.positional_embedding" => {
+                    let factor = self.patch_scale * self.position_scale;
+                    tensor.data[shape[1]..].iter_mut().for_each(|v| *v *= factor);
+                }
+                _ => {}
             }
             return Ok(tensor);
         };
@@ -748,9 +752,10 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
         let kind = if plan.patch_scale != 1.0 { format!("{kind} (patch embedding scaled by {})", plan.patch_scale) } else { kind };
         let kind = if plan.position_scale != 1.0 { format!("{kind} (patch positions scaled by {})", plan.position_scale) } else { kind };
-        let kind = match plan.patch_low_pass {
-            0 => kind,
-            k => format!("{kind} (patch filters cut to their lowest {k} x {k} frequencies)"),
+        let kind = if plan.patch_low_pass > 0 {
+            format!("{kind} (patch filters cut to their lowest {0} x {0} frequencies)", plan.patch_low_pass)
+        } else {
+            kind
         };
         let kind = match (epsilon, plan.objective) {
             (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
