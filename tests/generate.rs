@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::{DEFAULT_INIT_NOISE, Init, Settings};
+use clipag::generate::{DEFAULT_INIT_NOISE, Init, Prompt, Settings};
 use clipag::weights::{folder, quant::Quantization};
 
 fn tiny_model() -> Rc<Model> {
@@ -88,6 +88,8 @@ fn invalid_settings_are_refused_by_name() {
         (Box::new(|s: &mut Settings| s.prompts[0].weight = f32::INFINITY), "weight"),
         (Box::new(|s: &mut Settings| s.smoothness = -1.0), "smoothness"),
         (Box::new(|s: &mut Settings| s.smoothness = f32::NAN), "smoothness"),
+        (Box::new(|s: &mut Settings| s.contrast = Some(14.3)), "negative prompts"),
+        (Box::new(|s: &mut Settings| { s.negatives = vec![Prompt { text: "a dog".into(), weight: 1.0 }]; s.contrast = Some(0.0) }), "logit scale"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 0, amplitude: 0.1 }), "candidates"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: -0.1 }), "initial noise"),
         (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: f32::NAN }), "initial noise"),

@@ -18,9 +18,9 @@ use crate::rng::Rng;
 use crate::{Error, Result};
 use augment::Views;
 use objective::Objective;
-use optimise::{AdamW, clip_grad_norm, dynamic_threshold, threshold_level};
+use optimise::{AdamW, NormalisedGradient, Update, clip_grad_norm, dynamic_threshold, threshold_level};
 use param::{Canvas, low_frequency_noise};
-pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Parameterisation, Prompt, Settings};
+pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Settings};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,7 +49,7 @@ pub struct Generator {
     canvas: Canvas,
     views: Views,
     objective: Objective,
-    optimiser: AdamW,
+    optimiser: Update,
     rng: Rng,
     params: Tensor<4>,
     /// The current canvas in host memory (`[3, size, size]`), as last read back.
@@ -77,7 +77,7 @@ impl Generator {
             model.image_size(),
             &device,
         );
-        let objective = Objective::new(&model, &settings.prompts, &settings.negatives)?;
+        let objective = Objective::new(&model, &settings.prompts, &settings.negatives, settings.contrast)?;
         let canvas = Canvas::new(settings.parameterisation, settings.size, &device);
 
         let start = match &settings.init {
@@ -97,7 +97,10 @@ impl Generator {
             canvas,
             views,
             objective,
-            optimiser: AdamW::new(settings.learning_rate, settings.weight_decay),
+            optimiser: match settings.optimiser {
+                Optimiser::AdamW => Update::AdamW(AdamW::new(settings.learning_rate, settings.weight_decay)),
+                Optimiser::NormalisedGradient => Update::NormalisedGradient(NormalisedGradient::new(settings.learning_rate)),
+            },
             rng,
             params,
             best: start.clone(),

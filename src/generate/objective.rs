@@ -13,10 +13,12 @@ pub struct Objective {
     positives: Tensor<2>,
     positive_weights: Tensor<2>,
     negatives: Option<(Tensor<2>, Tensor<2>)>,
+    /// CLIP's logit scale when the negatives are rivals (see `Settings::contrast`).
+    contrast: Option<f32>,
 }
 
 impl Objective {
-    pub fn new(model: &Model, prompts: &[Prompt], negatives: &[Prompt]) -> Result<Self> {
+    pub fn new(model: &Model, prompts: &[Prompt], negatives: &[Prompt], contrast: Option<f32>) -> Result<Self> {
         let embed = |prompts: &[Prompt], normalise_weights: bool| -> Result<(Tensor<2>, Tensor<2>)> {
             let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
             let embeddings = unit(model.clip.encode_text(&sequences)?.detach());
@@ -27,17 +29,26 @@ impl Objective {
         };
         let (positives, positive_weights) = embed(prompts, true)?;
         let negatives = if negatives.is_empty() { None } else { Some(embed(negatives, false)?) };
-        Ok(Self { positives, positive_weights, negatives })
+        Ok(Self { positives, positive_weights, negatives, contrast })
     }
 
     /// The loss of each view, `[views]`, from image embeddings `[views, embed]`.
     pub fn per_view(&self, image_embeddings: Tensor<2>) -> Tensor<1> {
         let images = unit(image_embeddings);
         let cosines = images.clone().matmul(self.positives.clone().transpose()); // [views, prompts]
-        let mut loss = (cosines.neg() + 1.0).matmul(self.positive_weights.clone());
-        if let Some((negatives, weights)) = &self.negatives {
-            loss = loss + images.matmul(negatives.clone().transpose()).matmul(weights.clone());
-        }
+        let loss = match (&self.negatives, self.contrast) {
+            (Some((negatives, _)), Some(scale)) => {
+                let rivals = images.matmul(negatives.clone().transpose()) * scale; // [views, negatives]
+                rival_cross_entropy(cosines * scale, rivals).matmul(self.positive_weights.clone())
+            }
+            (negatives, _) => {
+                let mut loss = (cosines.neg() + 1.0).matmul(self.positive_weights.clone());
+                if let Some((negatives, weights)) = negatives {
+                    loss = loss + images.matmul(negatives.clone().transpose()).matmul(weights.clone());
+                }
+                loss
+            }
+        };
         loss.squeeze_dim(1)
     }
 
@@ -61,6 +72,16 @@ pub fn total_variation(pixels: Tensor<4>) -> Tensor<1> {
     across + down
 }
 
+/// `[views, prompts]`: for each view and prompt, `-log softmax` of the prompt's logit among
+/// itself and the view's rival logits (`[views, rivals]`). Shifted by each view's largest
+/// logit, so a logit scale of 100 (OpenAI's CLIP) does not overflow `exp`.
+fn rival_cross_entropy(prompts: Tensor<2>, rivals: Tensor<2>) -> Tensor<2> {
+    let top = prompts.clone().max_dim(1).max_pair(rivals.clone().max_dim(1)); // [views, 1]
+    let rivals = (rivals - top.clone()).exp().sum_dim(1); // [views, 1]
+    let own = prompts - top; // [views, prompts]
+    (own.clone().exp() + rivals).log() - own
+}
+
 /// Rows scaled to unit length.
 fn unit(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
@@ -71,7 +92,7 @@ fn unit(x: Tensor<2>) -> Tensor<2> {
 mod tests {
     use burn::tensor::{Device, Tensor, TensorData};
 
-    use super::total_variation;
+    use super::{rival_cross_entropy, total_variation};
 
     fn canvas(size: usize, value: impl Fn(usize, usize, usize) -> f32) -> Tensor<4> {
         let data: Vec<f32> = (0..3 * size * size).map(|i| value(i / (size * size), i / size % size, i % size)).collect();
@@ -92,6 +113,38 @@ mod tests {
         // A checkerboard of step 1: every difference is 1, across and down.
         let checks = total_variation(canvas(8, |_, y, x| ((x + y) % 2) as f32));
         assert!((read(checks) - 2.0).abs() < 1e-6);
+    }
+
+    fn logits(rows: &[&[f32]]) -> Tensor<2> {
+        let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_data(TensorData::new(data, [rows.len(), rows[0].len()]), &Device::flex().autodiff())
+    }
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn rival_cross_entropy_is_clip_s_loss_and_survives_openai_s_logit_scale() {
+        // A prompt level with its three rivals: log 4. Far ahead of them: almost 0. Far
+        // behind one: about the gap.
+        let loss = values(rival_cross_entropy(logits(&[&[2.0], &[9.0], &[1.0]]), logits(&[&[2.0, 2.0, 2.0], &[0.0, 0.0, 0.0], &[6.0, 0.0, 0.0]])));
+        assert!((loss[0] - 4f32.ln()).abs() < 1e-5, "{loss:?}");
+        assert!(loss[1] < 1e-3 && (loss[2] - 5.0).abs() < 0.02, "{loss:?}");
+        // Cosines near 1 at logit scale 100: exp alone would overflow f32.
+        let loss = values(rival_cross_entropy(logits(&[&[95.0, 99.0]]), logits(&[&[99.0, 97.0]])));
+        assert!(loss.iter().all(|l| l.is_finite()), "{loss:?}");
+        assert!((loss[1] - (1.0 + 1.0 + (-2f32).exp()).ln()).abs() < 1e-4, "{loss:?}");
+    }
+
+    #[test]
+    fn descending_the_rival_loss_raises_the_prompt_and_lowers_the_strongest_rival() {
+        let (prompt, rivals) = (logits(&[&[1.0]]).require_grad(), logits(&[&[3.0, -2.0]]).require_grad());
+        let grads = rival_cross_entropy(prompt.clone(), rivals.clone()).sum().backward();
+        let (p, r) = (values(prompt.grad(&grads).unwrap()), values(rivals.grad(&grads).unwrap()));
+        // The softmax: the prompt's gradient is its probability minus 1, each rival's its own.
+        assert!(p[0] < -0.8 && r[0] > 0.8 && r[1] > 0.0 && r[1] < 0.01, "{p:?} {r:?}");
+        assert!((p[0] + r[0] + r[1]).abs() < 1e-5, "{p:?} {r:?}");
     }
 
     #[test]

@@ -38,6 +38,39 @@ impl AdamW {
     }
 }
 
+/// Steepest ascent in L2 (the step robust-classifier synthesis takes, Santurkar et al. 2019):
+/// the gradient scaled so its root mean square is the learning rate. Unlike Adam, which moves
+/// every pixel about equally, a pixel moves in proportion to its own gradient.
+pub struct NormalisedGradient {
+    learning_rate: f32,
+}
+
+impl NormalisedGradient {
+    pub fn new(learning_rate: f32) -> Self {
+        Self { learning_rate }
+    }
+
+    pub fn step(&mut self, param: Tensor<4>, grad: Tensor<4>) -> Tensor<4> {
+        let rms = grad.clone().square().mean().sqrt().clamp_min(1e-20);
+        param - grad / rms.unsqueeze() * self.learning_rate
+    }
+}
+
+/// The update a generation runs (`Settings::optimiser`).
+pub enum Update {
+    AdamW(AdamW),
+    NormalisedGradient(NormalisedGradient),
+}
+
+impl Update {
+    pub fn step(&mut self, param: Tensor<4>, grad: Tensor<4>) -> Tensor<4> {
+        match self {
+            Update::AdamW(a) => a.step(param, grad),
+            Update::NormalisedGradient(n) => n.step(param, grad),
+        }
+    }
+}
+
 /// PyTorch's `clip_grad_norm_`: scales the gradient so its L2 norm is at most `max_norm`.
 pub fn clip_grad_norm(grad: Tensor<4>, max_norm: f32) -> Tensor<4> {
     let norm = grad.clone().square().sum().sqrt();
@@ -64,5 +97,34 @@ pub fn dynamic_threshold(pixels: &mut [f32], level: f32) {
     let s = level.max(1.0);
     for p in pixels {
         *p = ((2.0 * *p - 1.0).clamp(-s, s) / s + 1.0) / 2.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    use super::{AdamW, NormalisedGradient};
+
+    fn tensor(values: &[f32]) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 1, values.len()]), &Device::flex())
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_normalised_step_moves_each_pixel_by_its_own_gradient_and_adam_s_first_moves_all_alike() {
+        let grad = [4.0, -2.0, 0.0, 0.5];
+        let moved = values(NormalisedGradient::new(0.1).step(tensor(&[0.0; 4]), tensor(&grad)));
+        let rms = (moved.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
+        assert!((rms - 0.1).abs() < 1e-6, "{moved:?}");
+        let k = moved[0] / -grad[0];
+        assert!(k > 0.0 && moved.iter().zip(grad).all(|(m, g)| (m + k * g).abs() < 1e-6), "{moved:?} is not a multiple of -{grad:?}");
+        // Adam's first step is the learning rate times the gradient's sign, wherever it is
+        // not zero: a pixel the model hardly minds moves as far as one it minds most.
+        let adam = values(AdamW::new(0.1, 0.0).step(tensor(&[0.0; 4]), tensor(&grad)));
+        assert!(adam.iter().zip(grad).all(|(a, g)| g == 0.0 || (a + 0.1 * g.signum()).abs() < 1e-5), "{adam:?}");
     }
 }

@@ -22,6 +22,15 @@ pub enum Parameterisation {
     Fourier,
 }
 
+/// How a step moves the canvas parameters along the (clipped) gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimiser {
+    /// PyTorch's AdamW, as in the paper.
+    AdamW,
+    /// The gradient scaled to a root mean square of the learning rate (L2 steepest ascent).
+    NormalisedGradient,
+}
+
 /// Where the canvas starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Init {
@@ -55,6 +64,11 @@ pub struct Settings {
     /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
     /// blobs that ascent paints where the model does not mind them.
     pub smoothness: f32,
+    /// `Some(scale)`: the negatives are rivals, as captions are in CLIP's training: each
+    /// view's loss is the cross-entropy of each prompt against them, cosines times `scale`
+    /// (CLIP's logit scale), so only what tells the prompt from its rivals is painted.
+    /// `None`: the paper's cosine, with the negatives' cosines added at their weights.
+    pub contrast: Option<f32>,
     pub learning_rate: f32,
     pub weight_decay: f32,
     /// The gradient's L2 norm is clipped to this before each step.
@@ -64,6 +78,7 @@ pub struct Settings {
     pub seed: u64,
     pub init: Init,
     pub parameterisation: Parameterisation,
+    pub optimiser: Optimiser,
     /// A snapshot is marked every this many steps.
     pub snapshot_every: usize,
 }
@@ -93,6 +108,7 @@ impl Settings {
             noise: DEFAULT_VIEW_NOISE,
             colour_jitter: true,
             smoothness: 0.0,
+            contrast: None,
             learning_rate: 0.0175,
             weight_decay: 0.01,
             max_grad_norm: 0.001,
@@ -100,6 +116,7 @@ impl Settings {
             seed: 0,
             init: Init::Noise { candidates: 16, amplitude: DEFAULT_INIT_NOISE },
             parameterisation: Parameterisation::Pixels,
+            optimiser: Optimiser::AdamW,
             snapshot_every: 10,
         }
     }
@@ -147,6 +164,12 @@ impl Settings {
         non_negative("the patch weight", self.patch_weight)?;
         non_negative("the view noise", self.noise)?;
         non_negative("the smoothness", self.smoothness)?;
+        if let Some(scale) = self.contrast {
+            positive("the contrast's logit scale", scale)?;
+            if self.negatives.is_empty() {
+                return fail("contrast needs negative prompts to rival the prompt".into());
+            }
+        }
         if !(self.patch_fraction.is_finite() && self.patch_fraction > 0.0 && self.patch_fraction <= 1.0) {
             return fail(format!("the patch fraction must be in (0, 1], not {}", self.patch_fraction));
         }
