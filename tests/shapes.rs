@@ -3,11 +3,11 @@
 //! reads clean pictures right, and training that runs, checkpoints and resumes.
 
 use clipag::rng::Rng;
-use clipag::generate::Parameterisation;
-use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, settings};
+use clipag::generate::{Optimiser, Parameterisation};
+use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, scene_settings, settings};
 use clipag::shapes::judge::Judge;
 use clipag::shapes::train::{self, Attack, Objective, Plan, Trainer};
-use clipag::shapes::world::Scene;
+use clipag::shapes::world::{COLORS, PLACES, SHAPES, Scene};
 use clipag::tokenizer::Tokenizer;
 
 mod common;
@@ -127,12 +127,26 @@ fn training_steps_checkpoints_and_resumes() {
 
 #[test]
 fn the_evaluation_paints_with_the_recipe_it_names() {
-    let recipe = Recipe { steps: 12, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true, smoothness: 0.5 };
+    let recipe = Recipe { steps: 12, canvas: 48, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, view_noise: 0.05, fourier: true, smoothness: 0.5, contrast: None, normalised_gradient: false };
     let s = settings("a red star", 7, &recipe);
-    assert_eq!((s.steps, s.global_views, s.patch_views, s.seed), (12, 3, 5, 7));
+    assert_eq!((s.steps, s.size, s.global_views, s.patch_views, s.seed), (12, 48, 3, 5, 7));
     assert_eq!((s.learning_rate, s.noise, s.colour_jitter, s.smoothness), (0.2, 0.05, true, 0.5));
     assert_eq!(s.parameterisation, Parameterisation::Fourier);
     s.validate().unwrap();
+    // Under contrast, each rival is the caption with one attribute changed: never the
+    // caption itself, never twice.
+    let scene = held_out_scenes(1, 13).remove(0);
+    let contrasted = scene_settings(&scene, 0, &Recipe { contrast: Some(14.3), normalised_gradient: true, ..Recipe::default() });
+    assert_eq!((contrasted.contrast, contrasted.optimiser), (Some(14.3), Optimiser::NormalisedGradient));
+    let caption = scene.caption();
+    let mut rivals: Vec<&str> = contrasted.negatives.iter().map(|p| p.text.as_str()).collect();
+    let count = rivals.len();
+    rivals.dedup();
+    assert!(count == rivals.len() && !rivals.contains(&caption.as_str()), "{rivals:?}");
+    // Every colour but the object's and the background's, every other shape, background,
+    // place and size.
+    assert_eq!(count, (COLORS.len() - 2) + (SHAPES.len() - 1) + (COLORS.len() - 2) + (PLACES.len() - 1) + 1, "{rivals:?}");
+    contrasted.validate().unwrap();
     let default = settings("a red star", 0, &Recipe::default());
     assert_eq!((default.noise, default.colour_jitter, default.parameterisation, default.smoothness), (0.01, false, Parameterisation::Pixels, 0.3));
 }

@@ -305,6 +305,10 @@ enum ShapesCommand {
         first_seed: u64,
         #[arg(long, default_value_t = eval::Recipe::default().steps)]
         steps: usize,
+        /// Side of the canvas painted; the views resample it to the model's resolution and
+        /// the judge reads the picture resized to it.
+        #[arg(long, default_value_t = eval::Recipe::default().canvas)]
+        canvas: usize,
         #[arg(long, default_value_t = eval::Recipe::default().global_views)]
         views: usize,
         #[arg(long, default_value_t = eval::Recipe::default().patch_views)]
@@ -326,6 +330,14 @@ enum ShapesCommand {
         /// Weight of the canvas's total variation in the loss.
         #[arg(long, default_value_t = eval::Recipe::default().smoothness)]
         smoothness: f32,
+        /// Paint each prompt against its rivals (the same caption with one attribute changed),
+        /// with CLIP's cross-entropy at this logit scale (the twins trained at 1/0.07).
+        #[arg(long)]
+        contrast: Option<f32>,
+        /// Step along the gradient scaled to a root mean square of the learning rate, in
+        /// place of AdamW.
+        #[arg(long)]
+        normalised_gradient: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md, grid.png and pictures.csv.
@@ -538,10 +550,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, smoothness, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier, smoothness };
+            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier, smoothness, contrast, normalised_gradient };
             let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

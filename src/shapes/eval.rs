@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::judge::{Judge, Verdict};
 use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
 use crate::engine::Model;
-use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Parameterisation, Settings};
+use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Optimiser, Parameterisation, Prompt, Settings};
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::Result;
@@ -130,6 +130,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[derive(Debug, Clone, Copy)]
 pub struct Recipe {
     pub steps: usize,
+    /// Side of the canvas painted (the views resample it to the model's resolution).
+    pub canvas: usize,
     pub global_views: usize,
     pub patch_views: usize,
     pub learning_rate: f32,
@@ -143,16 +145,21 @@ pub struct Recipe {
     pub fourier: bool,
     /// Weight of the canvas's total variation in the loss.
     pub smoothness: f32,
+    /// `Some(scale)`: paint against the prompt's rivals (`rivals`) with CLIP's cross-entropy
+    /// at this logit scale (`Settings::contrast`), rather than toward the prompt alone.
+    pub contrast: Option<f32>,
+    /// Steps along the normalised gradient rather than AdamW's.
+    pub normalised_gradient: bool,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3 }
+        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false }
     }
 }
 
 pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
-    let mut s = Settings::paper(prompt, 64);
+    let mut s = Settings::paper(prompt, recipe.canvas);
     s.steps = recipe.steps;
     s.global_views = recipe.global_views;
     s.patch_views = recipe.patch_views;
@@ -163,18 +170,51 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     if recipe.fourier {
         s.parameterisation = Parameterisation::Fourier;
     }
+    if recipe.normalised_gradient {
+        s.optimiser = Optimiser::NormalisedGradient;
+    }
     s.seed = seed;
     s.init = Init::Noise { candidates: 8, amplitude: recipe.init_noise };
     s
 }
 
+/// The captions of `scene` with one attribute of its object changed: what the prompt is told
+/// apart from in zero-shot retrieval, and what it is painted against under `Recipe::contrast`.
+pub fn rivals(scene: &Scene) -> Vec<String> {
+    let caption = scene.caption();
+    let mut rivals: Vec<String> = (0..ATTRIBUTES.len())
+        .flat_map(|attribute| variants(scene, attribute))
+        .map(|(variant, _)| variant.caption())
+        .filter(|c| *c != caption)
+        .collect();
+    rivals.sort();
+    rivals.dedup();
+    rivals
+}
+
+/// The settings for painting `scene`'s caption: `settings`, and its rivals under contrast.
+pub fn scene_settings(scene: &Scene, seed: u64, recipe: &Recipe) -> Settings {
+    let mut s = settings(&scene.caption(), seed, recipe);
+    if recipe.contrast.is_some() {
+        s.negatives = rivals(scene).into_iter().map(|text| Prompt { text, weight: 1.0 }).collect();
+        s.contrast = recipe.contrast;
+    }
+    s
+}
+
 /// Paints `prompt` with `model`; returns the picture (the paper's output: lowest global loss).
 pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) -> Result<Pixels> {
-    let mut generator = Generator::new(model.clone(), settings(prompt, seed, recipe)).await?;
+    run(model, settings(prompt, seed, recipe)).await
+}
+
+/// Paints with `settings`; returns the picture with the lowest global loss, at the model's
+/// resolution (where the judge reads it).
+pub async fn run(model: &Rc<Model>, settings: Settings) -> Result<Pixels> {
+    let mut generator = Generator::new(model.clone(), settings).await?;
     while !generator.is_done() {
         generator.step().await?;
     }
-    Ok(generator.best().clone())
+    Ok(generator.best().resized(model.image_size()))
 }
 
 /// What `report` measures.
@@ -229,7 +269,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         for seed in options.first_seed..options.first_seed + options.seeds {
             let mut row = vec![scene.render(size)];
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
-                let picture = paint(model, &caption, seed, &options.recipe).await?;
+                let picture = run(model, scene_settings(scene, seed, &options.recipe)).await?;
                 let verdict = judge.judge(&picture);
                 let right = score(scene, &verdict);
                 painted[k].add(right);
@@ -245,11 +285,12 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
         if options.first_seed > 0 { format!(" (from seed {})", options.first_seed) } else { String::new() },
         r.steps,
+        if r.canvas == size { String::new() } else { format!(" on a {}-pixel canvas", r.canvas) },
         r.global_views,
         r.patch_views,
         r.learning_rate,
@@ -257,7 +298,9 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         if r.colour_jitter { "" } else { ", no colour jitter" },
         r.view_noise,
         if r.fourier { ", Fourier parameterisation" } else { "" },
-        if r.smoothness > 0.0 { format!(", smoothness {}", r.smoothness) } else { String::new() }
+        if r.smoothness > 0.0 { format!(", smoothness {}", r.smoothness) } else { String::new() },
+        match r.contrast { Some(scale) => format!(", against the prompt's rivals at logit scale {scale}"), None => String::new() },
+        if r.normalised_gradient { ", normalised gradient steps in place of AdamW" } else { "" }
     );
     md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
     md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";
