@@ -147,6 +147,9 @@ fn the_evaluation_paints_with_the_recipe_it_names() {
     // place and size.
     assert_eq!(count, (COLORS.len() - 2) + (SHAPES.len() - 1) + (COLORS.len() - 2) + (PLACES.len() - 1) + 1, "{rivals:?}");
     contrasted.validate().unwrap();
+    // A bare prompt has no rivals to paint against: refused, not painted without them.
+    let bare = settings(&caption, 0, &Recipe { contrast: Some(14.3), ..Recipe::default() });
+    assert!(bare.validate().unwrap_err().to_string().contains("negative prompts"));
     let default = settings("a red star", 0, &Recipe::default());
     assert_eq!((default.noise, default.colour_jitter, default.parameterisation, default.smoothness), (0.01, false, Parameterisation::Pixels, 0.3));
 }

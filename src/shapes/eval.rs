@@ -173,6 +173,7 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     if recipe.normalised_gradient {
         s.optimiser = Optimiser::NormalisedGradient;
     }
+    s.contrast = recipe.contrast;
     s.seed = seed;
     s.init = Init::Noise { candidates: 8, amplitude: recipe.init_noise };
     s
@@ -197,12 +198,13 @@ pub fn scene_settings(scene: &Scene, seed: u64, recipe: &Recipe) -> Settings {
     let mut s = settings(&scene.caption(), seed, recipe);
     if recipe.contrast.is_some() {
         s.negatives = rivals(scene).into_iter().map(|text| Prompt { text, weight: 1.0 }).collect();
-        s.contrast = recipe.contrast;
     }
     s
 }
 
 /// Paints `prompt` with `model`; returns the picture (the paper's output: lowest global loss).
+/// A bare prompt has no rivals: under `Recipe::contrast` this is refused (use
+/// `run(scene_settings(..))`).
 pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) -> Result<Pixels> {
     run(model, settings(prompt, seed, recipe)).await
 }
