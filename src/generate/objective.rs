@@ -1,6 +1,7 @@
 //! The objective: how far each view's embedding is from the prompts (1 - cosine, weighted),
-//! plus how close it is to the negative prompts; and the score a person reads, the clean
-//! canvas's cosine to the prompts.
+//! plus how close it is to the negative prompts, or, under contrast, how far each prompt is
+//! from winning against the negatives (CLIP's cross-entropy); and the score a person reads,
+//! the clean canvas's cosine to the prompts.
 
 use burn::tensor::{Tensor, TensorData};
 

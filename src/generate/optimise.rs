@@ -1,5 +1,5 @@
-//! The update: AdamW on the canvas parameters after clipping the gradient's norm, then, for
-//! pixels, dynamic thresholding.
+//! The update: AdamW (or, as an option, a normalised gradient step) on the canvas
+//! parameters after clipping the gradient's norm, then, for pixels, dynamic thresholding.
 //!
 //! AdamW is written out here rather than taken from burn's optimisers: burn's work on
 //! modules, clip per parameter tensor and default to different constants (eps 1e-5), while

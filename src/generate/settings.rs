@@ -66,8 +66,9 @@ pub struct Settings {
     pub smoothness: f32,
     /// `Some(scale)`: the negatives are rivals, as captions are in CLIP's training: each
     /// view's loss is the cross-entropy of each prompt against them, cosines times `scale`
-    /// (CLIP's logit scale), so only what tells the prompt from its rivals is painted.
-    /// `None`: the paper's cosine, with the negatives' cosines added at their weights.
+    /// (CLIP's logit scale), so only what tells the prompt from its rivals is painted; the
+    /// negatives' weights are not used. `None`: the paper's cosine, with the negatives'
+    /// cosines added at their weights.
     pub contrast: Option<f32>,
     pub learning_rate: f32,
     pub weight_decay: f32,
