@@ -13,9 +13,16 @@ pub struct Objective {
     /// Unit text embeddings `[prompts, embed]` and their weights (summing to 1), `[prompts, 1]`.
     positives: Tensor<2>,
     positive_weights: Tensor<2>,
-    negatives: Option<(Tensor<2>, Tensor<2>)>,
-    /// CLIP's logit scale when the negatives are rivals (see `Settings::contrast`).
-    contrast: Option<f32>,
+    negatives: Negatives,
+}
+
+/// What the negative prompts do to the loss (`Settings::contrast` chooses).
+enum Negatives {
+    None,
+    /// Unit embeddings `[negatives, embed]`, each cosine added at its weight `[negatives, 1]`.
+    Pushed(Tensor<2>, Tensor<2>),
+    /// Unit embeddings `[negatives, embed]`, rivals in a cross-entropy at this logit scale.
+    Rivals(Tensor<2>, f32),
 }
 
 impl Objective {
@@ -29,25 +36,30 @@ impl Objective {
             Ok((embeddings, weights))
         };
         let (positives, positive_weights) = embed(prompts, true)?;
-        let negatives = if negatives.is_empty() { None } else { Some(embed(negatives, false)?) };
-        Ok(Self { positives, positive_weights, negatives, contrast })
+        let negatives = match (negatives.is_empty(), contrast) {
+            (true, _) => Negatives::None,
+            (false, None) => {
+                let (embeddings, weights) = embed(negatives, false)?;
+                Negatives::Pushed(embeddings, weights)
+            }
+            (false, Some(scale)) => Negatives::Rivals(embed(negatives, false)?.0, scale),
+        };
+        Ok(Self { positives, positive_weights, negatives })
     }
 
     /// The loss of each view, `[views]`, from image embeddings `[views, embed]`.
     pub fn per_view(&self, image_embeddings: Tensor<2>) -> Tensor<1> {
         let images = unit(image_embeddings);
         let cosines = images.clone().matmul(self.positives.clone().transpose()); // [views, prompts]
-        let loss = match (&self.negatives, self.contrast) {
-            (Some((negatives, _)), Some(scale)) => {
-                let rivals = images.matmul(negatives.clone().transpose()) * scale; // [views, negatives]
-                rival_cross_entropy(cosines * scale, rivals).matmul(self.positive_weights.clone())
+        let distance = |cosines: Tensor<2>| (cosines.neg() + 1.0).matmul(self.positive_weights.clone());
+        let loss = match &self.negatives {
+            Negatives::None => distance(cosines),
+            Negatives::Pushed(negatives, weights) => {
+                distance(cosines) + images.matmul(negatives.clone().transpose()).matmul(weights.clone())
             }
-            (negatives, _) => {
-                let mut loss = (cosines.neg() + 1.0).matmul(self.positive_weights.clone());
-                if let Some((negatives, weights)) = negatives {
-                    loss = loss + images.matmul(negatives.clone().transpose()).matmul(weights.clone());
-                }
-                loss
+            Negatives::Rivals(negatives, scale) => {
+                let rivals = images.matmul(negatives.clone().transpose()) * *scale; // [views, negatives]
+                rival_cross_entropy(cosines * *scale, rivals).matmul(self.positive_weights.clone())
             }
         };
         loss.squeeze_dim(1)
