@@ -18,7 +18,7 @@ use crate::rng::Rng;
 use crate::{Error, Result};
 use augment::Views;
 use objective::Objective;
-use optimise::{AdamW, NormalisedGradient, Update, clip_grad_norm, dynamic_threshold, threshold_level};
+use optimise::{Update, clip_grad_norm, dynamic_threshold, threshold_level};
 use param::{Canvas, low_frequency_noise};
 pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Settings};
 
@@ -97,10 +97,7 @@ impl Generator {
             canvas,
             views,
             objective,
-            optimiser: match settings.optimiser {
-                Optimiser::AdamW => Update::AdamW(AdamW::new(settings.learning_rate, settings.weight_decay)),
-                Optimiser::NormalisedGradient => Update::NormalisedGradient(NormalisedGradient::new(settings.learning_rate)),
-            },
+            optimiser: Update::new(settings.optimiser, settings.learning_rate, settings.weight_decay),
             rng,
             params,
             best: start.clone(),

@@ -9,6 +9,8 @@
 
 use burn::tensor::Tensor;
 
+use super::settings::Optimiser;
+
 pub struct AdamW {
     learning_rate: f32,
     weight_decay: f32,
@@ -63,6 +65,13 @@ pub enum Update {
 }
 
 impl Update {
+    pub fn new(optimiser: Optimiser, learning_rate: f32, weight_decay: f32) -> Self {
+        match optimiser {
+            Optimiser::AdamW => Update::AdamW(AdamW::new(learning_rate, weight_decay)),
+            Optimiser::NormalisedGradient => Update::NormalisedGradient(NormalisedGradient::new(learning_rate)),
+        }
+    }
+
     pub fn step(&mut self, param: Tensor<4>, grad: Tensor<4>) -> Tensor<4> {
         match self {
             Update::AdamW(a) => a.step(param, grad),
