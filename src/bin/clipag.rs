@@ -266,6 +266,10 @@ enum ShapesCommand {
         /// hidden units adding nothing at first (default 0: the pre-training's width).
         #[arg(long, default_value_t = 0)]
         wider_vision_mlp: usize,
+        /// The image tower's residual-stream width for pre-training from scratch, a multiple
+        /// of 32 (heads 32 wide, MLPs four times as wide; default 0: the shipped 128).
+        #[arg(long, default_value_t = 0)]
+        vision_width: usize,
         /// Factor on the pre-trained patch embedding and the patches' positional embeddings
         /// when a twin starts from the pre-training; the tower computes the same (ln_pre
         /// normalises each token), but they then learn 1/factor times faster (default 1).
@@ -526,7 +530,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -542,6 +546,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 objective,
                 deeper_vision,
                 wider_vision_mlp,
+                vision_width,
                 patch_scale,
                 patch_low_pass,
                 position_scale,

@@ -31,6 +31,22 @@ pub fn config() -> ClipConfig {
     }
 }
 
+/// The Shapes architecture with an image tower whose residual stream is `width` wide (0:
+/// the shipped 128), its MLPs four times that and its heads 32 wide, as the shipped tower's.
+/// The width is chosen before pre-training: unlike depth or MLP width (`Grown`), a trained
+/// residual stream cannot widen and compute what it did.
+pub fn config_with_vision_width(width: usize) -> Result<ClipConfig> {
+    let mut config = config();
+    if width > 0 {
+        if width % 32 != 0 {
+            return Err(Error::Invalid(format!("the vision width (--vision-width) must be a multiple of 32, the heads' width, not {width}")));
+        }
+        config.vision = VisionConfig { width, heads: width / 32, mlp_width: 4 * width, ..config.vision };
+    }
+    config.validate()?;
+    Ok(config)
+}
+
 pub fn tokenizer_json() -> Result<Vec<u8>> {
     crate::tokenizer::vocab::word_tokenizer_json(&vocabulary())
 }
@@ -72,6 +88,10 @@ pub struct Plan {
     /// The vision MLPs' hidden width when a twin starts from the pre-training (see
     /// `Grown`); 0, or the pre-training's own width, keeps the architecture.
     pub wider_vision_mlp: usize,
+    /// The image tower's residual-stream width for pre-training from scratch
+    /// (`config_with_vision_width`; 0: the shipped 128). A run that resumes or starts a twin
+    /// reads the width from its checkpoint.
+    pub vision_width: usize,
     /// Factor on the patch embedding (`conv1`) and the patches' positional embeddings when
     /// a twin starts from the pre-training (see `Grown`); 1 leaves them. `ln_pre`
     /// normalises each patch token, so the tower computes what it did, but AdamW's steps
@@ -120,6 +140,7 @@ impl Default for Plan {
             objective: Objective::Tecoa,
             deeper_vision: 0,
             wider_vision_mlp: 0,
+            vision_width: 0,
             patch_scale: 1.0,
             patch_low_pass: 0,
             position_scale: 1.0,
@@ -262,7 +283,7 @@ impl Trainer {
     /// A fresh model (random weights from the plan's seed).
     pub fn new(plan: Plan) -> Result<Self> {
         let tokenizer_json = tokenizer_json()?;
-        let config = config();
+        let config = config_with_vision_width(plan.vision_width)?;
         let device = Device::flex().autodiff();
         let (model, origins) = Clip::trainable(&config, &mut RandomWeights::new(plan.seed), &device)?;
         Self::with_model(plan, config, tokenizer_json, device, model, origins, 0)
@@ -300,6 +321,14 @@ impl Trainer {
         let step = progress(dir)?;
         let mut config = files.manifest.config.clone();
         let stored = config.vision.clone();
+        if plan.vision_width > 0 && plan.vision_width != stored.width {
+            return Err(Error::Invalid(format!(
+                "{} holds an image tower {} wide, not the {} asked for (--vision-width): a residual stream cannot change width after pre-training",
+                dir.display(),
+                stored.width,
+                plan.vision_width
+            )));
+        }
         config.vision.layers += added_vision_blocks;
         if mlp_width > 0 {
             if mlp_width < stored.mlp_width {
@@ -750,6 +779,8 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.shades > 0 { format!("{kind} (colours shaded up to {}/255)", plan.shades) } else { kind };
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
         let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
+        let width = trainer.config.vision.width;
+        let kind = if width != config().vision.width { format!("{kind} (image tower {width} wide)") } else { kind };
         let kind = if plan.patch_scale != 1.0 { format!("{kind} (patch embedding scaled by {})", plan.patch_scale) } else { kind };
         let kind = if plan.position_scale != 1.0 { format!("{kind} (patch positions scaled by {})", plan.position_scale) } else { kind };
         let kind = if plan.patch_low_pass > 0 {
@@ -869,6 +900,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wider_image_tower_is_pre_trained_from_scratch_and_resumes_at_its_width() {
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 1, finetune_steps: 0, epsilon: None, vision_width: 192, ..Plan::default() };
+        let mut trainer = Trainer::new(plan.clone()).unwrap();
+        let vision = &trainer.config.vision;
+        assert_eq!((vision.width, vision.heads, vision.mlp_width), (192, 6, 768));
+        assert!(trainer.step().unwrap().is_finite());
+        let dir = std::env::temp_dir().join(format!("clipag-wide-{}", std::process::id()));
+        trainer.save_checkpoint(&dir).unwrap();
+        let resumed = Trainer::resume(Plan { vision_width: 0, ..plan.clone() }, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((resumed.step, resumed.config.vision.width), (1, 192));
+        let odd = Trainer::new(Plan { vision_width: 100, ..plan }).err().unwrap();
+        assert!(odd.to_string().contains("multiple of 32"), "{odd}");
+    }
+
+    #[test]
     fn a_grown_tower_starts_as_the_pre_trained_one() {
         let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, epsilon: None, deeper_vision: 2, wider_vision_mlp: 1024, patch_scale: 0.1, ..Plan::default() };
         let trainer = Trainer::new(plan.clone()).unwrap();
@@ -877,11 +924,13 @@ mod tests {
         let deeper = Trainer::grown(Plan { patch_scale: 1.0, ..plan.clone() }, &dir).unwrap();
         let scaled = Trainer::grown(plan.clone(), &dir).unwrap();
         let narrower = Trainer::grown(Plan { wider_vision_mlp: 256, ..plan.clone() }, &dir).err().unwrap();
+        let rewidened = Trainer::grown(Plan { vision_width: 256, ..plan.clone() }, &dir).err().unwrap();
         let placed = Trainer::grown(Plan { position_scale: 3.0, ..plan.clone() }, &dir).unwrap();
         let unplaced = Trainer::grown(Plan { position_scale: f32::NAN, ..plan.clone() }, &dir).err().unwrap();
         let unscaled = Trainer::grown(Plan { patch_scale: 0.0, ..plan }, &dir).err().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(narrower.to_string().contains("grow, not shrink"), "{narrower}");
+        assert!(rewidened.to_string().contains("--vision-width"), "{rewidened}");
         assert!(unscaled.to_string().contains("--patch-scale"), "{unscaled}");
         assert!(unplaced.to_string().contains("--position-scale"), "{unplaced}");
         assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
