@@ -37,11 +37,15 @@ pub fn config() -> ClipConfig {
 /// residual stream cannot widen and compute what it did.
 pub fn config_with_vision_width(width: usize) -> Result<ClipConfig> {
     let mut config = config();
+    // The shipped tower's proportions, derived rather than restated: heads 32 wide, MLPs 4 x.
+    let (head_width, mlp_ratio) = (config.vision.width / config.vision.heads, config.vision.mlp_width / config.vision.width);
     if width > 0 {
-        if width % 32 != 0 {
-            return Err(Error::Invalid(format!("the vision width (--vision-width) must be a multiple of 32, the heads' width, not {width}")));
+        if width % head_width != 0 {
+            return Err(Error::Invalid(format!(
+                "the vision width (--vision-width) must be a multiple of {head_width}, the heads' width, not {width}"
+            )));
         }
-        config.vision = VisionConfig { width, heads: width / 32, mlp_width: 4 * width, ..config.vision };
+        config.vision = VisionConfig { width, heads: width / head_width, mlp_width: mlp_ratio * width, ..config.vision };
     }
     config.validate()?;
     Ok(config)
