@@ -84,6 +84,24 @@ fn judge_reads_clean_pictures() {
     }
 }
 
+/// Training on a GPU (wgpu; lavapipe here, as in CI) takes the CPU's steps: each step's data
+/// and the attack's noise are drawn on the host from the seed, so the losses, clean and
+/// adversarial, agree up to float rounding.
+#[test]
+fn training_on_the_gpu_takes_the_cpus_steps() {
+    let gpu = pollster::block_on(clipag::device::open(clipag::device::BackendKind::Gpu)).expect("a GPU through wgpu (lavapipe here)");
+    // Two clean steps, then one N-FGSM step (the recipe's attack).
+    let plan = Plan { seed: 7, batch: 4, pretrain_steps: 2, finetune_steps: 1, ..Plan::default() };
+    let losses = |plan: Plan| {
+        let mut trainer = Trainer::new(plan).unwrap();
+        (0..3).map(|_| trainer.step().unwrap()).collect::<Vec<f32>>()
+    };
+    let (cpu, gpu) = (losses(plan.clone()), losses(Plan { device: gpu.device, ..plan }));
+    for (step, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+        assert!(c.is_finite() && (c - g).abs() <= 1e-3 * c.abs().max(1.0), "step {step}: CPU {c}, GPU {g}");
+    }
+}
+
 #[test]
 fn training_steps_checkpoints_and_resumes() {
     let plan = Plan { seed: 5, batch: 8, pretrain_steps: 2, finetune_steps: 2, epsilon: Some(8.0 / 255.0), attack: Attack::Fgsm, noise: 2.0, shades: 32, ..Plan::default() };
@@ -98,7 +116,7 @@ fn training_steps_checkpoints_and_resumes() {
     assert!(resumed.step().unwrap().is_finite(), "an adversarial step after resuming");
     let mut noisy = Trainer::resume(Plan { attack: Attack::NoiseFgsm, ..plan.clone() }, &dir).unwrap();
     assert!(noisy.step().unwrap().is_finite(), "an N-FGSM step");
-    let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0).unwrap()), ..plan }, &dir).unwrap();
+    let mut l2 = Trainer::resume(Plan { attack: Attack::L2, epsilon: Some(Attack::L2.budget(3.0).unwrap()), ..plan.clone() }, &dir).unwrap();
     assert!(l2.step().unwrap().is_finite(), "an L2 step");
     // FARE needs its reference, the pre-trained model, and says so.
     let mut fare = Trainer::resume(Plan { objective: Objective::Fare, ..plan.clone() }, &dir).unwrap();

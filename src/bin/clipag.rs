@@ -236,9 +236,13 @@ enum ShapesCommand {
         /// whole image's change on pixel values 0 to 1 (default: the shipped twin's 16/255).
         #[arg(long, default_value_t = 16.0)]
         epsilon: f32,
-        /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm` or `l2`.
+        /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm`, `l2`
+        /// or `pgd`.
         #[arg(long, default_value = "n-fgsm")]
         attack: train::Attack,
+        /// PGD's steps per adversarial picture, of 2.5 epsilon / steps each (default 3).
+        #[arg(long)]
+        attack_steps: Option<usize>,
         /// N-FGSM's random start, in multiples of epsilon (default: the shipped twin's 4; the
         /// paper's is 2).
         #[arg(long)]
@@ -293,6 +297,9 @@ enum ShapesCommand {
         twins: train::Twins,
         #[arg(long, default_value_t = 250)]
         checkpoint_every: usize,
+        /// Where to train: `cpu` (burn-flex, the shipped twins), `gpu` (wgpu) or `auto`.
+        #[arg(long, default_value = "cpu")]
+        backend: Backend,
     },
     /// Evaluate the twins and write the report's tables (markdown) and image grid (PNG).
     Eval {
@@ -530,7 +537,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, attack_steps, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every, backend } => {
             let plan = train::Plan {
                 seed,
                 batch,
@@ -539,6 +546,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 finetune_steps,
                 epsilon: Some(attack.budget(epsilon)?),
                 attack,
+                attack_steps: attack.steps(attack_steps)?,
                 noise: attack.noise(noise)?,
                 clean_share: train::clean_share(clean_share)?,
                 minimal_pairs,
@@ -552,6 +560,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 position_scale,
                 align_steps,
                 temperature: 0.07,
+                device: open(backend).await?.device,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
@@ -587,18 +596,21 @@ async fn load(args: &ModelArgs) -> Result<Model> {
         Some(dir) => folder::read(dir)?,
         None => builtin_model()?,
     };
-    let compute = match args.backend {
-        Backend::Gpu => device::open(device::BackendKind::Gpu).await?,
-        Backend::Cpu => device::open(device::BackendKind::Cpu).await?,
+    Model::load(&files, &open(args.backend).await?.device)
+}
+
+async fn open(backend: Backend) -> Result<device::Compute> {
+    match backend {
+        Backend::Gpu => device::open(device::BackendKind::Gpu).await,
+        Backend::Cpu => device::open(device::BackendKind::Cpu).await,
         Backend::Auto => match device::open(device::BackendKind::Gpu).await {
-            Ok(compute) => compute,
+            Ok(compute) => Ok(compute),
             Err(error) => {
                 eprintln!("note: {error}; using the CPU");
-                device::open(device::BackendKind::Cpu).await?
+                device::open(device::BackendKind::Cpu).await
             }
         },
-    };
-    Model::load(&files, &compute.device)
+    }
 }
 
 fn note_truncation(model: &Model, text: &str) -> Result<()> {

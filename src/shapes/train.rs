@@ -1,6 +1,6 @@
 //! Training the Shapes CLIPs: contrastive pre-training from scratch on the synthetic world,
 //! then either adversarial fine-tuning (the robust twin) or the same number of clean steps
-//! (the plain twin). In Rust on burn, on the project's own model code, on the CPU.
+//! (the plain twin). In Rust on burn, on the project's own model code, on the CPU or a GPU.
 
 use std::path::Path;
 use std::time::Instant;
@@ -72,6 +72,8 @@ pub struct Plan {
     /// FGSM and N-FGSM, the L2 radius of the whole image's change for L2 (None: the plain twin).
     pub epsilon: Option<f32>,
     pub attack: Attack,
+    /// PGD's steps per adversarial picture (the other attacks take one).
+    pub attack_steps: usize,
     /// N-FGSM's random start, as a multiple of epsilon (the paper's default is 2): uniform
     /// noise of this many epsilon before the signed step.
     pub noise: f32,
@@ -123,6 +125,10 @@ pub struct Plan {
     pub align_steps: usize,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
+    /// Where the tensors live: burn-flex on the CPU (the shipped twins), or a GPU through
+    /// wgpu, with autodiff either way. The data and the attacks' noise are drawn on the host
+    /// from the seed, so a run on either computes the same steps up to float rounding.
+    pub device: Device,
 }
 
 impl Default for Plan {
@@ -137,6 +143,7 @@ impl Default for Plan {
             finetune_steps: 900,
             epsilon: Some(16.0 / 255.0),
             attack: Attack::NoiseFgsm,
+            attack_steps: 3,
             noise: 4.0,
             clean_share: 0.0,
             minimal_pairs: false,
@@ -150,12 +157,13 @@ impl Default for Plan {
             position_scale: 1.0,
             align_steps: 0,
             temperature: 0.07,
+            device: Device::flex().autodiff(),
         }
     }
 }
 
-/// How the robust twin's adversarial images are made; both cost one extra forward and
-/// backward pass per step.
+/// How the robust twin's adversarial images are made; the single-step attacks cost one extra
+/// forward and backward pass per training step, PGD one per attack step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Attack {
     /// FGSM with a random start (Wong, Rice and Kolter, "Fast is better than free", 2020):
@@ -172,6 +180,11 @@ pub enum Attack {
     /// back into the ball. An L-infinity step moves every pixel alike, the L2 step puts its
     /// budget where the gradient is.
     L2,
+    /// PGD (Madry et al., 2018; the attack TeCoA trains against): from a uniform point in
+    /// the L-infinity ball, `attack_steps` signed steps of 2.5 epsilon / steps, each projected
+    /// back. Several steps find the loss's maximum where a single step can be misled by a
+    /// gradient that is steep only near the clean picture.
+    Pgd,
 }
 
 impl Attack {
@@ -182,7 +195,7 @@ impl Attack {
             return Err(Error::Invalid(format!("the adversarial budget (--epsilon) must be a positive number, not {given}")));
         }
         Ok(match self {
-            Attack::Fgsm | Attack::NoiseFgsm => given / 255.0,
+            Attack::Fgsm | Attack::NoiseFgsm | Attack::Pgd => given / 255.0,
             Attack::L2 => given,
         })
     }
@@ -201,11 +214,23 @@ impl Attack {
         }
     }
 
-    pub fn describe(self, epsilon: f32, noise: f32) -> String {
+    /// PGD's steps from the command line's (None: `Plan::default().attack_steps`); the
+    /// single-step attacks refuse them rather than ignore them.
+    pub fn steps(self, given: Option<usize>) -> Result<usize> {
+        match (self, given) {
+            (_, None) => Ok(Plan::default().attack_steps),
+            (Attack::Pgd, Some(steps)) if steps > 0 => Ok(steps),
+            (Attack::Pgd, Some(steps)) => Err(Error::Invalid(format!("PGD needs at least one step (--attack-steps), not {steps}"))),
+            (_, Some(_)) => Err(Error::Invalid("--attack-steps is PGD's: use it with --attack pgd".into())),
+        }
+    }
+
+    pub fn describe(self, epsilon: f32, noise: f32, steps: usize) -> String {
         match self {
             Attack::Fgsm => format!("FGSM with random start, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
             Attack::NoiseFgsm => format!("N-FGSM, L-inf {epsilon:.4} = {:.1}/255, start noise {noise} epsilon", epsilon * 255.0),
             Attack::L2 => format!("FGSM with random start, L2 {epsilon}"),
+            Attack::Pgd => format!("PGD, {steps} steps, L-inf {epsilon:.4} = {:.1}/255", epsilon * 255.0),
         }
     }
 }
@@ -288,7 +313,7 @@ impl Trainer {
     pub fn new(plan: Plan) -> Result<Self> {
         let tokenizer_json = tokenizer_json()?;
         let config = config_with_vision_width(plan.vision_width)?;
-        let device = Device::flex().autodiff();
+        let device = plan.device.clone();
         let (model, origins) = Clip::trainable(&config, &mut RandomWeights::new(plan.seed), &device)?;
         Self::with_model(plan, config, tokenizer_json, device, model, origins, 0)
     }
@@ -344,7 +369,7 @@ impl Trainer {
             config.vision.mlp_width = mlp_width;
         }
         config.validate()?;
-        let device = Device::flex().autodiff();
+        let device = plan.device.clone();
         let inner = crate::weights::StoredWeights::parse(&files.weights)?;
         let mut weights = Grown {
             inner,
@@ -490,7 +515,7 @@ impl Trainer {
         let dims = images.dims();
         let count = dims.iter().product::<usize>();
         let start = match self.plan.attack {
-            Attack::Fgsm => (0..count).map(|_| rng.range(-epsilon, epsilon)).collect(),
+            Attack::Fgsm | Attack::Pgd => (0..count).map(|_| rng.range(-epsilon, epsilon)).collect(),
             Attack::NoiseFgsm => {
                 let noise = self.plan.noise * epsilon;
                 (0..count).map(|_| rng.range(-noise, noise)).collect()
@@ -507,23 +532,30 @@ impl Trainer {
                 start
             }
         };
-        let delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device).require_grad();
-        let adversarial = (images.clone() + delta.clone()).clamp(0.0, 1.0);
-        let loss = goal.loss(self.model.encode_image(adversarial)?, self.plan.temperature);
-        let grad = delta
-            .grad(&loss.backward())
-            .ok_or_else(|| Error::Device("the attack produced no gradient".into()))?;
-        let delta = delta.detach();
-        let delta = match self.plan.attack {
-            Attack::Fgsm => (delta + grad.sign() * (1.25 * epsilon)).clamp(-epsilon, epsilon),
-            Attack::NoiseFgsm => delta + grad.sign() * epsilon,
-            Attack::L2 => {
-                let delta = delta + grad.clone() / image_norm(grad) * (1.25 * epsilon);
-                let scale = (image_norm(delta.clone()).recip() * epsilon).clamp_max(1.0);
-                delta * scale
-            }
-        };
+        let mut delta = Tensor::<4>::from_data(TensorData::new(start, dims), &self.device);
+        let steps = if self.plan.attack == Attack::Pgd { self.plan.attack_steps } else { 1 };
+        for _ in 0..steps {
+            let grad = self.input_gradient(images.clone(), delta.clone(), goal)?;
+            delta = match self.plan.attack {
+                Attack::Fgsm => (delta + grad.sign() * (1.25 * epsilon)).clamp(-epsilon, epsilon),
+                Attack::NoiseFgsm => delta + grad.sign() * epsilon,
+                Attack::L2 => {
+                    let delta = delta + grad.clone() / image_norm(grad) * (1.25 * epsilon);
+                    let scale = (image_norm(delta.clone()).recip() * epsilon).clamp_max(1.0);
+                    delta * scale
+                }
+                Attack::Pgd => (delta + grad.sign() * (2.5 * epsilon / steps as f32)).clamp(-epsilon, epsilon),
+            };
+        }
         Ok((images + delta).clamp(0.0, 1.0).detach())
+    }
+
+    /// The gradient of the goal's loss at the pictures moved by `delta`, with respect to it.
+    fn input_gradient(&self, images: Tensor<4>, delta: Tensor<4>, goal: &Goal) -> Result<Tensor<4>> {
+        let delta = delta.detach().require_grad();
+        let adversarial = (images + delta.clone()).clamp(0.0, 1.0);
+        let loss = goal.loss(self.model.encode_image(adversarial)?, self.plan.temperature);
+        delta.grad(&loss.backward()).ok_or_else(|| Error::Device("the attack produced no gradient".into()))
     }
 
     /// Writes the model as a model folder (f32 for checkpoints, q8 for the shipped model).
@@ -773,9 +805,9 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         }
         let kind = match epsilon {
             Some(e) if plan.clean_share > 0.0 => {
-                format!("adversarial ({}; {:.0}% of each batch clean)", plan.attack.describe(e, plan.noise), plan.clean_share * 100.0)
+                format!("adversarial ({}; {:.0}% of each batch clean)", plan.attack.describe(e, plan.noise, plan.attack_steps), plan.clean_share * 100.0)
             }
-            Some(e) => format!("adversarial ({})", plan.attack.describe(e, plan.noise)),
+            Some(e) => format!("adversarial ({})", plan.attack.describe(e, plan.noise, plan.attack_steps)),
             None => "clean".to_string(),
         };
         // The manifest's source says how the batches were drawn, as it says the attack.
@@ -1013,5 +1045,29 @@ mod tests {
             // before projection, so the result lies on or near the sphere.
             assert!(norm <= 3.0 + 1e-3 && norm > 1.5, "L2: {norm}");
         }
+        // PGD is projected after every step.
+        for (max, _) in changes(Attack::Pgd, 8.0 / 255.0, 2.0) {
+            assert!(max <= 8.0 / 255.0 + 1e-6 && max > 4.0 / 255.0, "PGD: {max}");
+        }
+    }
+
+    #[test]
+    fn pgd_raises_the_loss_it_attacks_step_by_step() {
+        let loss_after = |attack_steps: usize| {
+            let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, attack: Attack::Pgd, attack_steps, ..Plan::default() };
+            let trainer = Trainer::new(plan).unwrap();
+            let mut rng = Rng::new(9);
+            let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
+            let goal = trainer.captions(&sequences, &targets).unwrap();
+            let loss = |images| goal.loss(trainer.model.encode_image(images).unwrap(), 0.07).into_data().try_into_vec_as::<f32>().unwrap()[0];
+            let clean = loss(images.clone());
+            (clean, loss(trainer.attack(images, &goal, 16.0 / 255.0, &mut rng).unwrap()))
+        };
+        let (clean, one) = loss_after(1);
+        let (_, three) = loss_after(3);
+        assert!(one > clean && three > one, "clean {clean}, PGD-1 {one}, PGD-3 {three}");
+        assert!(Attack::Pgd.steps(Some(0)).unwrap_err().to_string().contains("--attack-steps"));
+        assert!(Attack::NoiseFgsm.steps(Some(3)).unwrap_err().to_string().contains("--attack pgd"));
+        assert_eq!(Attack::Pgd.steps(None).unwrap(), Plan::default().attack_steps);
     }
 }
