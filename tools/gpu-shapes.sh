@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Issue 5's wider image towers, trained on a GPU machine in one call (../shared/docs/toolchain.md,
+# GPU section), then the issue-7 step benchmark with the time left:
+#
+#   here:  tools/gpu-bench.sh pack          (the stripped native clipag and the Vulkan loader in gpu/)
+#   there: tools/gpu-shapes.sh              (gpu carried; results under $OUT)
+#
+# Each width in WIDTHS (default "256 320") trains the robust twin with the shipped recipe
+# (2250 clean steps from scratch, then 900 N-FGSM steps) on the GPU, all widths at once,
+# until done or TRAIN_S seconds. What comes back, per width, is one tar (split into parts
+# under the transfer's 16 MB a file): the q8 model folder when training finished, else the
+# newest f32 checkpoint to resume from; and the logs. The pictures are judged on the
+# standard machine afterwards (`clipag shapes eval`), where the figures in docs/shapes.md
+# were made.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-shapes}
+WIDTHS=${WIDTHS:-256 320}
+TRAIN_S=${TRAIN_S:-400}
+BENCH_S=${BENCH_S:-200}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+work=${WORK:-/tmp/shapes-gpu}
+mkdir -p "$OUT" "$work"
+start=$SECONDS
+
+tools/gpu-bench.sh loaders
+export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+gunzip -kf gpu/clipag.gz && chmod +x gpu/clipag
+bin=gpu/clipag
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+if ! $bin check --backend gpu >"$work/check.json"; then
+  # No adapter: say what the loader saw, and spend no more of the lease.
+  ls /usr/local/nvidia/share/vulkan/icd.d/ 2>&1; cat "$VK_DRIVER_FILES" 2>&1
+  ldconfig -p | grep -i -E "vulkan|nvidia|glvnd|GLdispatch" | head -20
+  VK_LOADER_DEBUG=error,warn $bin check --backend gpu 2>&1 | tail -20
+  exit 1
+fi
+head -c 300 "$work/check.json"; echo
+
+for width in $WIDTHS; do
+  # shellcheck disable=SC2086 # TRAIN_ARGS is a list of options
+  timeout "$TRAIN_S" $bin shapes train --backend gpu --twins robust --vision-width "$width" $TRAIN_ARGS \
+    --out "$work/models-$width" --checkpoints "$work/ck-$width" >"$work/train-$width.log" 2>&1 &
+done
+wait
+echo "training ended after $((SECONDS - start)) s"
+
+for width in $WIDTHS; do
+  tail -n 4 "$work/train-$width.log"
+  model=$work/models-$width/shapes-robust
+  if [ -f "$model/manifest.json" ]; then
+    what=(-C "$work/models-$width" shapes-robust)
+  elif [ -f "$work/ck-$width/shapes-robust/training.json" ]; then
+    what=(-C "$work/ck-$width" shapes-robust)
+  else
+    what=(-C "$work/ck-$width" pretrain)
+  fi
+  tar -cf - "${what[@]}" -C "$work" "train-$width.log" | split -b 15000000 -d - "$OUT/w$width.tar."
+done
+ls -l "$OUT"
+
+# The issue-7 rows docs/performance.md lacks: burn's step on the GPU, then PyTorch's.
+if [ "$BENCH_S" -gt 0 ]; then
+  {
+    # burn's first steps compile its kernels: 20 s each was too little in the lease, 80 s was not.
+    timeout "$((BENCH_S * 2 / 5))" $bin bench --arch shapes --views 8,64 --backend gpu --warmup 3 --steps 10
+    timeout "$((BENCH_S * 2 / 5))" $bin bench --arch vit-b-32 --views 8,64 --backend gpu --warmup 2 --steps 5
+    timeout "$((BENCH_S / 5))" python3 tools/bench_pytorch.py --arch vit-b-32 --views 8,64 --precision fp32
+  } 2>&1 | tee "$OUT/bench.log"
+fi
+echo "done after $((SECONDS - start)) s"
