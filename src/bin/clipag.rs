@@ -301,6 +301,26 @@ enum ShapesCommand {
         #[arg(long, default_value = "cpu")]
         backend: Backend,
     },
+    /// Attack a model (`--attack`, `--epsilon`, `--attack-steps`, `--noise` as in `train`)
+    /// on a batch of fresh scenes and print the image-to-caption loss, clean and attacked,
+    /// as JSON: how robust it is, and whether a single step finds what PGD does.
+    Attack {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "n-fgsm")]
+        attack: train::Attack,
+        #[arg(long, default_value_t = 16.0)]
+        epsilon: f32,
+        #[arg(long)]
+        attack_steps: Option<usize>,
+        #[arg(long)]
+        noise: Option<f32>,
+        #[arg(long, default_value_t = train::Plan::default().batch)]
+        batch: usize,
+        /// Seed of the scenes and the attacks' starts (default: none the training drew first).
+        #[arg(long, default_value_t = 1_000_003)]
+        seed: u64,
+    },
     /// Evaluate the twins and write the report's tables (markdown) and image grid (PNG).
     Eval {
         #[arg(long)]
@@ -563,6 +583,19 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 device: open(backend).await?.device,
             };
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
+        }
+        ShapesCommand::Attack { model, attack, epsilon, attack_steps, noise, batch, seed } => {
+            let plan = train::Plan {
+                epsilon: Some(attack.budget(epsilon)?),
+                attack,
+                attack_steps: attack.steps(attack_steps)?,
+                noise: attack.noise(noise)?,
+                ..train::Plan::default()
+            };
+            let description = attack.describe(plan.epsilon.unwrap_or_default(), plan.noise, plan.attack_steps);
+            let (clean, attacked) = train::Trainer::probe(plan, &model)?.attacked_loss(batch, seed)?;
+            let line = serde_json::json!({ "model": model, "attack": description, "scenes": batch, "clean_loss": clean, "attacked_loss": attacked });
+            println!("{line}");
         }
         ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);

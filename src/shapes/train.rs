@@ -324,6 +324,12 @@ impl Trainer {
         Self::from_checkpoint(plan, dir, false)
     }
 
+    /// A model folder, shipped or a checkpoint, read as it is to be attacked (`attacked_loss`)
+    /// rather than trained on.
+    pub fn probe(plan: Plan, dir: &Path) -> Result<Self> {
+        Self::from_folder(plan, dir, false, 0)
+    }
+
     /// Starts a twin from the pre-training in `dir` with `plan.deeper_vision` more vision
     /// blocks, vision MLPs `plan.wider_vision_mlp` wide and its patch embedding scaled by
     /// `plan.patch_scale`, the grown tower computing what the pre-trained one did at first
@@ -336,6 +342,11 @@ impl Trainer {
 
     /// `grow`: apply the plan's growth (a twin's start), or read the checkpoint as it is.
     fn from_checkpoint(plan: Plan, dir: &Path, grow: bool) -> Result<Self> {
+        let step = progress(dir)?;
+        Self::from_folder(plan, dir, grow, step)
+    }
+
+    fn from_folder(plan: Plan, dir: &Path, grow: bool, step: usize) -> Result<Self> {
         let (added_vision_blocks, mlp_width, patch_scale, position_scale, patch_low_pass) = if grow {
             (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale, plan.position_scale, plan.patch_low_pass)
         } else {
@@ -347,7 +358,6 @@ impl Trainer {
             }
         }
         let files = folder::read(dir)?;
-        let step = progress(dir)?;
         let mut config = files.manifest.config.clone();
         let stored = config.vision.clone();
         if plan.vision_width > 0 && plan.vision_width != stored.width {
@@ -556,6 +566,23 @@ impl Trainer {
         let adversarial = (images + delta.clone()).clamp(0.0, 1.0);
         let loss = goal.loss(self.model.encode_image(adversarial)?, self.plan.temperature);
         delta.grad(&loss.backward()).ok_or_else(|| Error::Device("the attack produced no gradient".into()))
+    }
+
+    /// How much the plan's attack raises the image-to-caption loss (TeCoA's, which the
+    /// robust twin trains on) of `count` fresh scenes drawn from `seed`: (clean, attacked),
+    /// nothing updated. A single-step attack that finds much less than PGD's several steps
+    /// on the same model is misled by the model's gradient at the clean picture.
+    pub fn attacked_loss(&self, count: usize, seed: u64) -> Result<(f32, f32)> {
+        let epsilon = self.plan.epsilon.ok_or_else(|| Error::Invalid("an attack needs a budget".into()))?;
+        let mut rng = Rng::new(seed);
+        let (images, sequences, targets) = self.batch(count, &mut rng)?;
+        let goal = self.captions(&sequences, &targets)?;
+        let value = |loss: Tensor<1>| -> Result<f32> {
+            Ok(loss.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0])
+        };
+        let clean = value(goal.loss(self.model.encode_image(images.clone())?, self.plan.temperature))?;
+        let attacked = self.attack(images, &goal, epsilon, &mut rng)?;
+        Ok((clean, value(goal.loss(self.model.encode_image(attacked)?, self.plan.temperature))?))
     }
 
     /// Writes the model as a model folder (f32 for checkpoints, q8 for the shipped model).
