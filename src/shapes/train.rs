@@ -340,12 +340,12 @@ impl Trainer {
         Self::from_checkpoint(plan, dir, true)
     }
 
-    /// `grow`: apply the plan's growth (a twin's start), or read the checkpoint as it is.
     fn from_checkpoint(plan: Plan, dir: &Path, grow: bool) -> Result<Self> {
         let step = progress(dir)?;
         Self::from_folder(plan, dir, grow, step)
     }
 
+    /// `grow`: apply the plan's growth (a twin's start), or read the folder as it is.
     fn from_folder(plan: Plan, dir: &Path, grow: bool, step: usize) -> Result<Self> {
         let (added_vision_blocks, mlp_width, patch_scale, position_scale, patch_low_pass) = if grow {
             (plan.deeper_vision, plan.wider_vision_mlp, plan.patch_scale, plan.position_scale, plan.patch_low_pass)
@@ -467,7 +467,7 @@ impl Trainer {
             Some(goal @ Goal::Reference(_)) => goal.loss(self.model.encode_image(images)?, self.plan.temperature),
             _ => contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature),
         };
-        let value = loss.clone().into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0];
+        let value = scalar(loss.clone())?;
         if !value.is_finite() {
             return Err(Error::Device(format!("step {}: the loss is not finite", self.step)));
         }
@@ -577,12 +577,9 @@ impl Trainer {
         let mut rng = Rng::new(seed);
         let (images, sequences, targets) = self.batch(count, &mut rng)?;
         let goal = self.captions(&sequences, &targets)?;
-        let value = |loss: Tensor<1>| -> Result<f32> {
-            Ok(loss.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0])
-        };
-        let clean = value(goal.loss(self.model.encode_image(images.clone())?, self.plan.temperature))?;
+        let clean = scalar(goal.loss(self.model.encode_image(images.clone())?, self.plan.temperature))?;
         let attacked = self.attack(images, &goal, epsilon, &mut rng)?;
-        Ok((clean, value(goal.loss(self.model.encode_image(attacked)?, self.plan.temperature))?))
+        Ok((clean, scalar(goal.loss(self.model.encode_image(attacked)?, self.plan.temperature))?))
     }
 
     /// Writes the model as a model folder (f32 for checkpoints, q8 for the shipped model).
@@ -606,6 +603,11 @@ impl Trainer {
 }
 
 /// The step a checkpoint folder's `training.json` says training reached.
+/// A loss's value, read back from the device.
+fn scalar(loss: Tensor<1>) -> Result<f32> {
+    Ok(loss.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0])
+}
+
 fn progress(dir: &Path) -> Result<usize> {
     let progress = std::fs::read_to_string(dir.join(PROGRESS))
         .map_err(|e| Error::Invalid(format!("{}: not a training checkpoint ({e})", dir.display())))?;
@@ -1086,7 +1088,7 @@ mod tests {
             let mut rng = Rng::new(9);
             let (images, sequences, targets) = trainer.batch(4, &mut rng).unwrap();
             let goal = trainer.captions(&sequences, &targets).unwrap();
-            let loss = |images| goal.loss(trainer.model.encode_image(images).unwrap(), 0.07).into_data().try_into_vec_as::<f32>().unwrap()[0];
+            let loss = |images| scalar(goal.loss(trainer.model.encode_image(images).unwrap(), 0.07)).unwrap();
             let clean = loss(images.clone());
             (clean, loss(trainer.attack(images, &goal, 16.0 / 255.0, &mut rng).unwrap()))
         };
