@@ -99,4 +99,6 @@ fn pgd_breaks_the_plain_twin_and_not_the_robust_one() {
     let chance = 32f32.ln();
     assert!(plain_clean < 0.5 && plain > chance, "plain: {plain_clean} -> {plain}");
     assert!(robust > robust_clean && robust < chance / 3.0, "robust: {robust_clean} -> {robust}");
+    let lonely = Trainer::probe(plan, &dir.join("shapes-robust")).unwrap().attacked_loss(1, 11).unwrap_err();
+    assert!(lonely.to_string().contains("--batch"), "{lonely}");
 }

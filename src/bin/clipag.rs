@@ -317,7 +317,7 @@ enum ShapesCommand {
         noise: Option<f32>,
         #[arg(long, default_value_t = train::Plan::default().batch)]
         batch: usize,
-        /// Seed of the scenes and the attacks' starts (default: none the training drew first).
+        /// Seed of the scenes and the attacks' starts.
         #[arg(long, default_value_t = 1_000_003)]
         seed: u64,
     },

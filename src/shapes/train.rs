@@ -574,6 +574,10 @@ impl Trainer {
     /// on the same model is misled by the model's gradient at the clean picture.
     pub fn attacked_loss(&self, count: usize, seed: u64) -> Result<(f32, f32)> {
         let epsilon = self.plan.epsilon.ok_or_else(|| Error::Invalid("an attack needs a budget".into()))?;
+        if count < 2 {
+            // One scene's caption has no rival: its loss is zero, attacked or not.
+            return Err(Error::Invalid(format!("an attack's batch (--batch) needs at least 2 scenes, not {count}")));
+        }
         let mut rng = Rng::new(seed);
         let (images, sequences, targets) = self.batch(count, &mut rng)?;
         let goal = self.captions(&sequences, &targets)?;
