@@ -31,6 +31,41 @@ struct ModelArgs {
     backend: Backend,
 }
 
+/// How the robust twin's adversarial pictures are made, for `shapes train` and `shapes attack`.
+#[derive(clap::Args)]
+struct AttackArgs {
+    /// Budget of the robust twin's adversarial images: for `fgsm`, `n-fgsm` and `pgd` the
+    /// L-infinity radius in steps of 1/255 (8 is 8/255), for `l2` the L2 radius of the
+    /// whole image's change on pixel values 0 to 1 (default: the shipped twin's 16/255).
+    #[arg(long, default_value_t = 16.0)]
+    epsilon: f32,
+    /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm`, `l2`
+    /// or `pgd`.
+    #[arg(long, default_value = "n-fgsm")]
+    attack: train::Attack,
+    /// PGD's steps per adversarial picture, of 2.5 epsilon / steps each (default 3).
+    #[arg(long)]
+    attack_steps: Option<usize>,
+    /// N-FGSM's random start, in multiples of epsilon (default: the shipped twin's 4; the
+    /// paper's is 2).
+    #[arg(long)]
+    noise: Option<f32>,
+}
+
+impl AttackArgs {
+    /// The plan with this attack, each value checked against the attack it belongs to.
+    fn apply(self, plan: train::Plan) -> Result<train::Plan> {
+        let attack = self.attack;
+        Ok(train::Plan {
+            epsilon: Some(attack.budget(self.epsilon)?),
+            attack,
+            attack_steps: attack.steps(self.attack_steps)?,
+            noise: attack.noise(self.noise)?,
+            ..plan
+        })
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Backend {
     Auto,
@@ -231,22 +266,8 @@ enum ShapesCommand {
         pretrain_steps: usize,
         #[arg(long, default_value_t = train::Plan::default().finetune_steps)]
         finetune_steps: usize,
-        /// Budget of the robust twin's adversarial images: for `fgsm` and `n-fgsm` the
-        /// L-infinity radius in steps of 1/255 (8 is 8/255), for `l2` the L2 radius of the
-        /// whole image's change on pixel values 0 to 1 (default: the shipped twin's 16/255).
-        #[arg(long, default_value_t = 16.0)]
-        epsilon: f32,
-        /// How the adversarial images are made: `fgsm` (with a random start), `n-fgsm`, `l2`
-        /// or `pgd`.
-        #[arg(long, default_value = "n-fgsm")]
-        attack: train::Attack,
-        /// PGD's steps per adversarial picture, of 2.5 epsilon / steps each (default 3).
-        #[arg(long)]
-        attack_steps: Option<usize>,
-        /// N-FGSM's random start, in multiples of epsilon (default: the shipped twin's 4; the
-        /// paper's is 2).
-        #[arg(long)]
-        noise: Option<f32>,
+        #[command(flatten)]
+        attack: AttackArgs,
         /// Share of each adversarial batch left clean, 0 to below 1 (default 0: all adversarial).
         #[arg(long)]
         clean_share: Option<f32>,
@@ -307,14 +328,8 @@ enum ShapesCommand {
     Attack {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long, default_value = "n-fgsm")]
-        attack: train::Attack,
-        #[arg(long, default_value_t = 16.0)]
-        epsilon: f32,
-        #[arg(long)]
-        attack_steps: Option<usize>,
-        #[arg(long)]
-        noise: Option<f32>,
+        #[command(flatten)]
+        attack: AttackArgs,
         #[arg(long, default_value_t = train::Plan::default().batch)]
         batch: usize,
         /// Seed of the scenes and the attacks' starts.
@@ -557,17 +572,13 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, epsilon, attack, attack_steps, noise, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every, backend } => {
-            let plan = train::Plan {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every, backend } => {
+            let mut plan = attack.apply(train::Plan {
                 seed,
                 batch,
                 learning_rate: lr,
                 pretrain_steps,
                 finetune_steps,
-                epsilon: Some(attack.budget(epsilon)?),
-                attack,
-                attack_steps: attack.steps(attack_steps)?,
-                noise: attack.noise(noise)?,
                 clean_share: train::clean_share(clean_share)?,
                 minimal_pairs,
                 shades,
@@ -580,19 +591,15 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 position_scale,
                 align_steps,
                 temperature: 0.07,
-                device: open(backend).await?.device,
-            };
+                ..train::Plan::default()
+            })?;
+            // Opened once every option is known good.
+            plan.device = open(backend).await?.device;
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
-        ShapesCommand::Attack { model, attack, epsilon, attack_steps, noise, batch, seed } => {
-            let plan = train::Plan {
-                epsilon: Some(attack.budget(epsilon)?),
-                attack,
-                attack_steps: attack.steps(attack_steps)?,
-                noise: attack.noise(noise)?,
-                ..train::Plan::default()
-            };
-            let description = attack.describe(plan.epsilon.unwrap_or_default(), plan.noise, plan.attack_steps);
+        ShapesCommand::Attack { model, attack, batch, seed } => {
+            let plan = attack.apply(train::Plan::default())?;
+            let description = plan.attack.describe(plan.epsilon.unwrap_or_default(), plan.noise, plan.attack_steps);
             let (clean, attacked) = train::Trainer::probe(plan, &model)?.attacked_loss(batch, seed)?;
             let line = serde_json::json!({ "model": model, "attack": description, "scenes": batch, "clean_loss": clean, "attacked_loss": attacked });
             println!("{line}");
