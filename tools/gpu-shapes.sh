@@ -23,14 +23,14 @@ work=${WORK:-/tmp/shapes-gpu}
 mkdir -p "$OUT" "$work"
 start=$SECONDS
 
-tools/gpu-bench.sh loaders
-export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
-gunzip -kf gpu/clipag.gz && chmod +x gpu/clipag
+# shellcheck source=tools/gpu-env.sh
+. tools/gpu-env.sh
+gpu_unpack
 bin=gpu/clipag
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 if ! $bin check --backend gpu >"$work/check.json"; then
   # No adapter: say what the loader saw, and spend no more of the lease.
-  ls /usr/local/nvidia/share/vulkan/icd.d/ 2>&1; cat "$VK_DRIVER_FILES" 2>&1
+  ls "$(dirname "$NVIDIA_ICD")" 2>&1; cat "$VK_DRIVER_FILES" 2>&1
   ldconfig -p | grep -i -E "vulkan|nvidia|glvnd|GLdispatch" | head -20
   VK_LOADER_DEBUG=error,warn $bin check --backend gpu 2>&1 | tail -20
   exit 1
