@@ -195,6 +195,8 @@ struct Request {
     init_noise: Option<f32>,
     fourier: Option<bool>,
     colour_jitter: Option<bool>,
+    cutout: Option<bool>,
+    edge_padding: Option<bool>,
     smoothness: Option<f32>,
     snapshot_every: Option<usize>,
 }
@@ -212,6 +214,8 @@ impl Request {
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
         s.learning_rate = self.lr.unwrap_or(s.learning_rate);
         s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
+        s.cutout = self.cutout.unwrap_or(s.cutout);
+        s.edge_padding = self.edge_padding.unwrap_or(s.edge_padding);
         s.smoothness = self.smoothness.unwrap_or(s.smoothness);
         s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
         if let Init::Noise { candidates, amplitude } = &mut s.init {

@@ -185,6 +185,13 @@ enum Command {
         /// Leave out DiffAugment's colour jitter (brightness, saturation, contrast) from the views.
         #[arg(long)]
         no_colour_jitter: bool,
+        /// Leave out DiffAugment's cutout (a black square over part of each view).
+        #[arg(long)]
+        no_cutout: bool,
+        /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
+        /// rather than pad with black (DiffAugment's).
+        #[arg(long)]
+        edge_padding: bool,
         /// Weight of the canvas's total variation in the loss (0: none, as the paper).
         #[arg(long, default_value_t = 0.0)]
         smoothness: f32,
@@ -367,6 +374,17 @@ enum ShapesCommand {
         /// DiffAugment's colour jitter on the views (`true` or `false`).
         #[arg(long, default_value_t = eval::Recipe::default().colour_jitter, action = clap::ArgAction::Set)]
         colour_jitter: bool,
+        /// DiffAugment's cutout on the views (`true` or `false`).
+        #[arg(long, default_value_t = eval::Recipe::default().cutout, action = clap::ArgAction::Set)]
+        cutout: bool,
+        /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
+        /// rather than pad with black.
+        #[arg(long)]
+        edge_padding: bool,
+        /// Start each painting from the prompt's clean render: not a way to paint, a check of
+        /// whether the recipe keeps a picture its model already scores high.
+        #[arg(long)]
+        from_clean: bool,
         /// Standard deviation of the noise on each global view.
         #[arg(long, default_value_t = eval::Recipe::default().view_noise)]
         view_noise: f32,
@@ -472,7 +490,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Generate {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
-            candidates, init_noise, init, fourier, no_colour_jitter, smoothness, frames, frame_every, trace, out,
+            candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, frames, frame_every, trace, out,
         } => {
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
@@ -486,6 +504,8 @@ async fn run(command: Command) -> Result<()> {
             settings.patch_weight = patch_weight;
             settings.learning_rate = lr;
             settings.colour_jitter = !no_colour_jitter;
+            settings.cutout = !no_cutout;
+            settings.edge_padding = edge_padding;
             settings.smoothness = smoothness;
             settings.snapshot_every = frame_every;
             settings.init = match init {
@@ -604,10 +624,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             let line = serde_json::json!({ "model": model, "attack": description, "scenes": batch, "clean_loss": clean, "attacked_loss": attacked });
             println!("{line}");
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, init_noise, colour_jitter, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, init_noise, colour_jitter, cutout, edge_padding, from_clean, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, view_noise, fourier, smoothness, contrast, normalised_gradient };
+            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, cutout, edge_padding, view_noise, fourier, smoothness, contrast, normalised_gradient, from_clean };
             let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

@@ -4,9 +4,10 @@
 //! and patch views (random crops), each through DiffAugment (colour, translation, resize,
 //! cutout). All views are one batch at the model's resolution.
 
-use burn::tensor::ops::GridSampleOptions;
+use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::Settings;
 use crate::rng::Rng;
 
 pub struct Views {
@@ -17,6 +18,11 @@ pub struct Views {
     pub noise: f32,
     /// DiffAugment's colour policy (brightness, saturation, contrast) on every view.
     pub colour_jitter: bool,
+    /// DiffAugment's cutout on every view.
+    pub cutout: bool,
+    /// Whether the translation and zoom repeat the canvas's edge pixels where they look past
+    /// it, rather than pad with black.
+    pub edge_padding: bool,
     model_size: usize,
     /// The sampling grid of the whole image, `[1, size, size, 2]` in grid_sample's [-1, 1]
     /// coordinates, built once.
@@ -39,8 +45,19 @@ struct Draws {
 }
 
 impl Views {
-    pub fn new(global: usize, patch: usize, patch_fraction: f32, noise: f32, colour_jitter: bool, model_size: usize, device: &Device) -> Self {
-        Self { global, patch, patch_fraction, noise, colour_jitter, model_size, base_grid: identity_grid(model_size, device) }
+    /// Views as `settings` asks for, resampled to the model's resolution `model_size`.
+    pub fn new(settings: &Settings, model_size: usize, device: &Device) -> Self {
+        Self {
+            global: settings.global_views,
+            patch: settings.patch_views,
+            patch_fraction: settings.patch_fraction,
+            noise: settings.noise,
+            colour_jitter: settings.colour_jitter,
+            cutout: settings.cutout,
+            edge_padding: settings.edge_padding,
+            model_size,
+            base_grid: identity_grid(model_size, device),
+        }
     }
 
     pub fn count(&self) -> usize {
@@ -90,9 +107,16 @@ impl Views {
         //    centre): one more resampling.
         let shift: Vec<f32> = draws.shift.iter().flat_map(|[dx, dy]| [-2.0 * dx / m as f32, -2.0 * dy / m as f32]).collect();
         let grid = self.base_grid.clone() / draws.zoom + per_view(shift, [n, 1, 1, 2], &device);
-        x = x.grid_sample_2d(grid, GridSampleOptions::default());
+        let mut options = GridSampleOptions::default();
+        if self.edge_padding {
+            options.padding_mode = GridSamplePaddingMode::Border;
+        }
+        x = x.grid_sample_2d(grid, options);
 
         // 4. DiffAugment cutout: one square of half the side set to zero.
+        if !self.cutout {
+            return x;
+        }
         let coords = self.base_grid.clone().swap_dims(1, 3).swap_dims(2, 3); // [1, 2, m, m]: x then y
         let cut = per_view(draws.cutout_center.iter().flatten().copied().collect(), [n, 2, 1, 1], &device);
         let inside = (coords - cut).abs().lower_elem(0.5).int().sum_dim(1).equal_elem(2); // [n, 1, m, m]
@@ -167,6 +191,17 @@ mod tests {
         t.into_data().try_to_vec_as::<f32>().unwrap()
     }
 
+    /// Views at a model resolution of 16.
+    fn views(global: usize, patch: usize, noise: f32, colour_jitter: bool, cutout: bool, device: &Device) -> Views {
+        let mut s = Settings::paper("a view", 16);
+        (s.global_views, s.patch_views, s.patch_fraction, s.noise, s.colour_jitter, s.cutout) = (global, patch, 0.5, noise, colour_jitter, cutout);
+        Views::new(&s, 16, device)
+    }
+
+    fn grey(device: &Device) -> Tensor<4> {
+        Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 3 * 16 * 16], [1, 3, 16, 16]), device)
+    }
+
     #[test]
     fn identity_grid_samples_every_pixel_exactly_and_passes_the_gradient_back() {
         let device = device();
@@ -185,7 +220,7 @@ mod tests {
     #[test]
     fn views_keep_the_gradient_flowing_to_the_canvas() {
         let device = device();
-        let views = Views::new(2, 2, 0.5, 0.01, true, 16, &device);
+        let views = views(2, 2, 0.01, true, true, &device);
         let canvas = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 3 * 32 * 32], [1, 3, 32, 32]), &device).require_grad();
         let sampled = views.sample(canvas.clone(), &mut Rng::new(1));
         assert_eq!(sampled.dims(), [4, 3, 16, 16]);
@@ -197,13 +232,39 @@ mod tests {
     #[test]
     fn without_colour_jitter_views_only_move_and_hide_pixels() {
         let device = device();
-        let canvas = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 3 * 16 * 16], [1, 3, 16, 16]), &device);
+        let canvas = grey(&device);
         let brightest = |colour_jitter| {
-            let views = Views::new(4, 4, 0.5, 0.0, colour_jitter, 16, &device);
-            values(views.sample(canvas.clone(), &mut Rng::new(1))).into_iter().fold(0.0f32, f32::max)
+            values(views(4, 4, 0.0, colour_jitter, true, &device).sample(canvas.clone(), &mut Rng::new(1))).into_iter().fold(0.0f32, f32::max)
         };
         // Resampling and padding blend the grey with black at most; jitter brightens some views.
         assert!(brightest(false) <= 0.5 + 1e-6, "{}", brightest(false));
         assert!(brightest(true) > 0.55, "{}", brightest(true));
+    }
+
+    #[test]
+    fn cutout_only_blanks_squares_of_what_the_views_would_see() {
+        let device = device();
+        let data: Vec<f32> = (0..3 * 16 * 16).map(|i| 0.2 + 0.6 * ((i as f32 * 0.37).sin() * 0.5 + 0.5)).collect();
+        let canvas = Tensor::<4>::from_data(TensorData::new(data, [1, 3, 16, 16]), &device);
+        // The same draws either way: cutout only decides whether its square is applied.
+        let seen = |cutout| values(views(4, 4, 0.0, false, cutout, &device).sample(canvas.clone(), &mut Rng::new(3)));
+        let (with, without) = (seen(true), seen(false));
+        assert!(with.iter().zip(&without).all(|(w, o)| *w == *o || *w == 0.0));
+        let blanked = with.iter().zip(&without).filter(|(w, o)| **w == 0.0 && **o != 0.0).count();
+        // Each of 8 views loses up to a quarter of its 3 x 16 x 16 values.
+        assert!(blanked > 8 * 3 * 16, "{blanked}");
+    }
+
+    #[test]
+    fn edge_padding_shows_no_black_past_the_canvas() {
+        let device = device();
+        let darkest = |edge_padding| {
+            let mut views = views(8, 0, 0.0, false, false, &device);
+            views.edge_padding = edge_padding;
+            values(views.sample(grey(&device), &mut Rng::new(5))).into_iter().fold(1.0f32, f32::min)
+        };
+        // Eight translations of up to two pixels: some view looks past an edge.
+        assert!(darkest(false) < 0.01, "{}", darkest(false));
+        assert!((darkest(true) - 0.5).abs() < 1e-5, "{}", darkest(true));
     }
 }

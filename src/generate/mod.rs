@@ -68,15 +68,7 @@ impl Generator {
         settings.validate()?;
         let device = model.device().clone();
         let mut rng = Rng::new(settings.seed);
-        let views = Views::new(
-            settings.global_views,
-            settings.patch_views,
-            settings.patch_fraction,
-            settings.noise,
-            settings.colour_jitter,
-            model.image_size(),
-            &device,
-        );
+        let views = Views::new(&settings, model.image_size(), &device);
         let objective = Objective::new(&model, &settings.prompts, &settings.negatives, settings.contrast)?;
         let canvas = Canvas::new(settings.parameterisation, settings.size, &device);
 
@@ -132,6 +124,11 @@ impl Generator {
     /// The canvas with the lowest global loss seen: the paper's output.
     pub fn best(&self) -> &Pixels {
         &self.best
+    }
+
+    /// The score of `best`.
+    pub fn best_score(&self) -> f32 {
+        self.best_score
     }
 
     /// One optimisation step: views of the canvas, their loss, its gradient, the update.

@@ -60,6 +60,14 @@ pub struct Settings {
     /// the canvas's colours: for a model whose world has a few flat named colours, a
     /// brightness shift of up to 0.5 turns one named colour into another.
     pub colour_jitter: bool,
+    /// DiffAugment's cutout on every view (the paper's recipe): a square of half the view's
+    /// side set to black. Off, no view hides part of the canvas, so the loss stops rewarding
+    /// a picture that repeats its object where a hidden copy would be missed.
+    pub cutout: bool,
+    /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
+    /// (off, as DiffAugment: black). Black padding is seen only near the edges, where it
+    /// draws ascent into painting frames and corners.
+    pub edge_padding: bool,
     /// Weight of the canvas's total variation in the loss (0: none, the paper's recipe): a
     /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
     /// blobs that ascent paints where the model does not mind them.
@@ -108,6 +116,8 @@ impl Settings {
             patch_fraction: 128.0 / 224.0,
             noise: DEFAULT_VIEW_NOISE,
             colour_jitter: true,
+            cutout: true,
+            edge_padding: false,
             smoothness: 0.0,
             contrast: None,
             learning_rate: 0.0175,

@@ -139,6 +139,10 @@ pub struct Recipe {
     pub init_noise: f32,
     /// DiffAugment's colour jitter on the views.
     pub colour_jitter: bool,
+    /// DiffAugment's cutout on the views.
+    pub cutout: bool,
+    /// The views repeat the canvas's edge pixels past it rather than pad with black.
+    pub edge_padding: bool,
     /// Standard deviation of the noise on each global view.
     pub view_noise: f32,
     /// Paint a Fourier spectrum (Lucid) rather than pixels.
@@ -150,11 +154,15 @@ pub struct Recipe {
     pub contrast: Option<f32>,
     /// Steps along the normalised gradient rather than AdamW's.
     pub normalised_gradient: bool,
+    /// Start each painting from the prompt's clean render rather than noise: not a way to
+    /// paint, a check of the recipe: whether its ascent keeps a picture that the model
+    /// already scores high, or paints it over.
+    pub from_clean: bool,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false }
+        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, cutout: true, edge_padding: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false, from_clean: false }
     }
 }
 
@@ -165,6 +173,8 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     s.patch_views = recipe.patch_views;
     s.learning_rate = recipe.learning_rate;
     s.colour_jitter = recipe.colour_jitter;
+    s.cutout = recipe.cutout;
+    s.edge_padding = recipe.edge_padding;
     s.noise = recipe.view_noise;
     s.smoothness = recipe.smoothness;
     if recipe.fourier {
@@ -199,6 +209,9 @@ pub fn scene_settings(scene: &Scene, seed: u64, recipe: &Recipe) -> Settings {
     if recipe.contrast.is_some() {
         s.negatives = rivals(scene).into_iter().map(|text| Prompt { text, weight: 1.0 }).collect();
     }
+    if recipe.from_clean {
+        s.init = Init::Image(scene.render(recipe.canvas));
+    }
     s
 }
 
@@ -206,17 +219,17 @@ pub fn scene_settings(scene: &Scene, seed: u64, recipe: &Recipe) -> Settings {
 /// A bare prompt has no rivals: under `Recipe::contrast` this is refused (use
 /// `run(scene_settings(..))`).
 pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) -> Result<Pixels> {
-    run(model, settings(prompt, seed, recipe)).await
+    Ok(run(model, settings(prompt, seed, recipe)).await?.0)
 }
 
 /// Paints with `settings`; returns the picture with the lowest global loss, at the model's
-/// resolution (where the judge reads it).
-pub async fn run(model: &Rc<Model>, settings: Settings) -> Result<Pixels> {
+/// resolution (where the judge reads it), and its score (cosine with the prompt).
+pub async fn run(model: &Rc<Model>, settings: Settings) -> Result<(Pixels, f32)> {
     let mut generator = Generator::new(model.clone(), settings).await?;
     while !generator.is_done() {
         generator.step().await?;
     }
-    Ok(generator.best().resized(model.image_size()))
+    Ok((generator.best().resized(model.image_size()), generator.best_score()))
 }
 
 /// What `report` measures.
@@ -264,19 +277,26 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     let prompts = held_out_scenes(options.prompts, 13);
     let mut painted = [Tally::default(), Tally::default()];
     let mut grid_rows = Vec::new();
-    let mut csv = format!("prompt,seed,model,{},{}\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
+    let mut csv = format!("prompt,seed,model,{},{},score,clean score\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
         let caption = scene.caption();
         for seed in options.first_seed..options.first_seed + options.seeds {
-            let mut row = vec![scene.render(size)];
+            let clean = scene.render(size);
+            let mut row = vec![clean.clone()];
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
-                let picture = run(model, scene_settings(scene, seed, &options.recipe)).await?;
+                let (picture, painted_score) = run(model, scene_settings(scene, seed, &options.recipe)).await?;
+                let clean_score = cosine(&model.embed_image(&clean).await?, &model.embed_text(&caption).await?);
                 let verdict = judge.judge(&picture);
                 let right = score(scene, &verdict);
                 painted[k].add(right);
                 let right = right.map(|r| if r { "1" } else { "0" });
-                csv += &format!("\"{caption}\",{seed},{},{},{}\n", ["plain", "robust"][k], right.join(","), named(&verdict).join(","));
+                csv += &format!(
+                    "\"{caption}\",{seed},{},{},{},{painted_score:.4},{clean_score:.4}\n",
+                    ["plain", "robust"][k],
+                    right.join(","),
+                    named(&verdict).join(",")
+                );
                 row.push(picture);
             }
             if seed == options.first_seed && grid_rows.len() < options.grid_rows {
@@ -287,7 +307,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}, best of 8 noise starts of amplitude {}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}, {}{}{}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
         if options.first_seed > 0 { format!(" (from seed {})", options.first_seed) } else { String::new() },
@@ -296,8 +316,10 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         r.global_views,
         r.patch_views,
         r.learning_rate,
-        r.init_noise,
+        if r.from_clean { "from the prompt's clean render".to_string() } else { format!("best of 8 noise starts of amplitude {}", r.init_noise) },
         if r.colour_jitter { "" } else { ", no colour jitter" },
+        if r.cutout { "" } else { ", no cutout" },
+        if r.edge_padding { ", edge padding" } else { "" },
         r.view_noise,
         if r.fourier { ", Fourier parameterisation" } else { "" },
         if r.smoothness > 0.0 { format!(", smoothness {}", r.smoothness) } else { String::new() },
