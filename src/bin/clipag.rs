@@ -320,6 +320,14 @@ enum ShapesCommand {
         /// image tower fixed (default 0).
         #[arg(long, default_value_t = 0)]
         align_steps: usize,
+        /// Captions of each adversarial batch that also get a picture the twin paints for them
+        /// itself, as a negative: the loss asks their right pictures to score above their
+        /// paintings (default 0: none).
+        #[arg(long, default_value_t = train::Plan::default().painted_negatives)]
+        painted_negatives: usize,
+        /// Signed ascent steps that paint each of those negatives from noise.
+        #[arg(long, default_value_t = train::Plan::default().painting_steps)]
+        painting_steps: usize,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: train::Twins,
@@ -592,7 +600,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, twins, checkpoint_every, backend } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, painted_negatives, painting_steps, twins, checkpoint_every, backend } => {
             let mut plan = attack.apply(train::Plan {
                 seed,
                 batch,
@@ -610,9 +618,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 patch_low_pass,
                 position_scale,
                 align_steps,
+                painted_negatives,
+                painting_steps,
                 temperature: 0.07,
                 ..train::Plan::default()
             })?;
+            plan.check_painting()?;
             // Opened once every option is known good.
             plan.device = open(backend).await?.device;
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;

@@ -9,6 +9,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::world::{Scene, vocabulary};
+use crate::generate::param::low_frequency_noise;
 use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig, WeightSource};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
@@ -57,6 +58,12 @@ pub fn tokenizer_json() -> Result<Vec<u8>> {
 
 /// The file in a checkpoint folder that records how far training got.
 const PROGRESS: &str = "training.json";
+
+/// Each painting step's move per pixel: the evaluation's learning rate, which AdamW's first
+/// steps move by.
+const PAINTING_STEP: f32 = 0.05;
+/// The painting's start: the generation's low-frequency noise at the evaluation's amplitude.
+const PAINTING_START_NOISE: f32 = 0.1;
 
 /// How a run trains.
 #[derive(Debug, Clone)]
@@ -123,12 +130,45 @@ pub struct Plan {
     /// image tower fixed: they teach the captions what the twin's image tower now reads,
     /// without touching the image tower whose gradients paint.
     pub align_steps: usize,
+    /// Captions of each adversarial batch that also get a picture painted for them by the
+    /// twin itself, as a negative (0: none). Robust training asks the twin to keep the
+    /// right picture's caption within a budget of it; a painting starts from noise and goes
+    /// wherever the twin's gradient leads, and docs/shapes.md found those the shipped twin
+    /// scores as high as the right picture while they are wrong in shape and place. The
+    /// loss then asks, for each such caption, that its picture score above its painting
+    /// (contrastive divergence, as energy-based models train).
+    pub painted_negatives: usize,
+    /// Signed gradient-ascent steps (of `PAINTING_STEP`) that paint each negative from
+    /// low-frequency noise, toward its caption's cosine.
+    pub painting_steps: usize,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
     /// Where the tensors live: burn-flex on the CPU (the shipped twins), or a GPU through
     /// wgpu, with autodiff either way. The data and the attacks' noise are drawn on the host
     /// from the seed, so a run on either computes the same steps up to float rounding.
     pub device: Device,
+}
+
+impl Plan {
+    /// Refuses painted negatives that cannot be drawn: more than a batch holds, none of
+    /// painting, a twin without captions to paint for (FARE) or without adversarial steps.
+    pub fn check_painting(&self) -> Result<()> {
+        let k = self.painted_negatives;
+        if k == 0 {
+            return Ok(());
+        }
+        let fail = |why: String| Err(Error::Invalid(why));
+        if k > self.batch {
+            return fail(format!("--painted-negatives {k} is more than a batch of {} holds", self.batch));
+        }
+        if self.painting_steps == 0 {
+            return fail("--painting-steps must be at least 1 to paint a negative".into());
+        }
+        if self.objective != Objective::Tecoa {
+            return fail("painted negatives are scored against their captions: they need --objective tecoa".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Plan {
@@ -156,6 +196,8 @@ impl Default for Plan {
             patch_low_pass: 0,
             position_scale: 1.0,
             align_steps: 0,
+            painted_negatives: 0,
+            painting_steps: 10,
             temperature: 0.07,
             device: Device::flex().autodiff(),
         }
@@ -462,10 +504,27 @@ impl Trainer {
             (Some(goal), Some(epsilon)) => self.mixed(images, goal, epsilon, &mut rng)?,
             _ => images,
         };
+        // Painted after the attack, so that the attack's draws are what they were without.
+        let paintings = match self.plan.painted_negatives {
+            0 => None,
+            _ if !adversarial => None,
+            k => Some(self.paint(&sequences[..k], &mut rng)?),
+        };
         // FARE trains the image tower alone; otherwise both towers learn from the captions.
         let loss = match goal {
             Some(goal @ Goal::Reference(_)) => goal.loss(self.model.encode_image(images)?, self.plan.temperature),
-            _ => contrastive_loss(self.model.encode_image(images)?, self.model.encode_text(&sequences)?, &targets, self.plan.temperature),
+            _ => {
+                let (images, texts) = (self.model.encode_image(images)?, self.model.encode_text(&sequences)?);
+                let loss = contrastive_loss(images.clone(), texts.clone(), &targets, self.plan.temperature);
+                match paintings {
+                    None => loss,
+                    Some(paintings) => {
+                        let k = paintings.dims()[0];
+                        let painted = self.model.encode_image(paintings)?;
+                        loss + painted_loss(images.narrow(0, 0, k), painted, texts.narrow(0, 0, k), self.plan.temperature)
+                    }
+                }
+            }
         };
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
@@ -501,6 +560,24 @@ impl Trainer {
     /// TeCoA's goal: the batch's captions as the model reads them now, held fixed.
     fn captions(&self, sequences: &[Vec<u32>], targets: &Tensor<2>) -> Result<Goal> {
         Ok(Goal::Captions { texts: unit(self.model.encode_text(sequences)?.detach()), targets: targets.clone() })
+    }
+
+    /// One picture per caption in `sequences`, painted by the twin as it is now: from
+    /// low-frequency noise, `painting_steps` signed steps up the cosine with the caption,
+    /// kept in [0, 1]. The generation's loop without its views, the cheapest stand-in for it.
+    fn paint(&self, sequences: &[Vec<u32>], rng: &mut Rng) -> Result<Tensor<4>> {
+        let size = self.config.vision.image_size;
+        let count = sequences.len();
+        let texts = unit(self.model.encode_text(sequences)?.detach());
+        let start: Vec<f32> = (0..count).flat_map(|_| low_frequency_noise(size, PAINTING_START_NOISE, rng).data).collect();
+        let mut pictures = Tensor::<4>::from_data(TensorData::new(start, [count, 3, size, size]), &self.device);
+        for _ in 0..self.plan.painting_steps {
+            let canvas = pictures.clone().detach().require_grad();
+            let cosines = (unit(self.model.encode_image(canvas.clone())?) * texts.clone()).sum();
+            let grad = canvas.grad(&cosines.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
+            pictures = (pictures + grad.sign() * PAINTING_STEP).clamp(0.0, 1.0);
+        }
+        Ok(pictures.detach())
     }
 
     /// The batch's first images made adversarial, its last `clean_share` left clean (the
@@ -771,6 +848,19 @@ fn contrastive_loss(images: Tensor<2>, texts: Tensor<2>, targets: &Tensor<2>, te
     (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), by_text)) / 2.0
 }
 
+/// For each caption (row of `texts`), the cross-entropy of its picture against its
+/// painting: low when the caption's cosine with its picture is well above that with the
+/// picture the twin painted for it.
+fn painted_loss(pictures: Tensor<2>, paintings: Tensor<2>, texts: Tensor<2>, temperature: f32) -> Tensor<1> {
+    let texts = unit(texts);
+    let right = (unit(pictures) * texts.clone()).sum_dim(1);
+    let painted = (unit(paintings) * texts).sum_dim(1);
+    let logits = Tensor::cat(vec![right, painted], 1) / temperature;
+    let [count, _] = logits.dims();
+    let targets = Tensor::<2>::from_data(TensorData::new([1.0f32, 0.0].repeat(count), [count, 2]), &logits.device());
+    cross_entropy(logits, targets)
+}
+
 /// Trains for `steps` more steps, printing progress every `report` steps and writing a
 /// checkpoint to `checkpoints` every `checkpoint_every`.
 pub fn run(trainer: &mut Trainer, until: usize, report: usize, checkpoint: Option<(&Path, usize)>) -> Result<()> {
@@ -804,6 +894,7 @@ pub fn run(trainer: &mut Trainer, until: usize, report: usize, checkpoint: Optio
 /// model folder under `out` (`shapes-plain`, `shapes-robust`). Every phase checkpoints
 /// under `checkpoints` and a rerun resumes the phase it stopped in.
 pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoint_every: usize) -> Result<()> {
+    plan.check_painting()?;
     let pre_dir = checkpoints.join("pretrain");
     let done = |dir: &Path, step: usize| progress(dir).is_ok_and(|reached| reached >= step);
     let start = |dir: &Path, fallback: &Path, plan: Plan| -> Result<Trainer> {
@@ -859,6 +950,10 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         };
         let kind = match (epsilon, plan.objective) {
             (Some(_), Objective::Fare) => format!("{kind} FARE (embeddings pulled to the pre-trained model's)"),
+            _ => kind,
+        };
+        let kind = match (epsilon, plan.painted_negatives) {
+            (Some(_), k) if k > 0 => format!("{kind} (with {k} of its own paintings a batch as negatives, {} ascent steps each)", plan.painting_steps),
             _ => kind,
         };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
@@ -1102,5 +1197,48 @@ mod tests {
         assert!(Attack::Pgd.steps(Some(0)).unwrap_err().to_string().contains("--attack-steps"));
         assert!(Attack::NoiseFgsm.steps(Some(3)).unwrap_err().to_string().contains("--attack pgd"));
         assert_eq!(Attack::Pgd.steps(None).unwrap(), Plan::default().attack_steps);
+    }
+
+    #[test]
+    fn painting_raises_each_paintings_cosine_with_its_caption() {
+        let cosines = |painting_steps: usize| {
+            let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, painting_steps, ..Plan::default() };
+            let trainer = Trainer::new(plan).unwrap();
+            let mut rng = Rng::new(9);
+            let (_, sequences, _) = trainer.batch(4, &mut rng).unwrap();
+            let paintings = trainer.paint(&sequences, &mut rng).unwrap();
+            let texts = unit(trainer.model.encode_text(&sequences).unwrap());
+            let cosines = (unit(trainer.model.encode_image(paintings).unwrap()) * texts).sum_dim(1);
+            cosines.into_data().try_into_vec_as::<f32>().unwrap()
+        };
+        // No steps: the noise it starts from, the same draws either way.
+        let (start, painted) = (cosines(0), cosines(3));
+        assert!(start.iter().zip(&painted).all(|(s, p)| p > s), "start {start:?}, painted {painted:?}");
+    }
+
+    #[test]
+    fn the_painted_loss_asks_the_right_picture_to_score_above_the_painting() {
+        let device = Device::flex().autodiff();
+        let rows = |v: [f32; 4]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [2, 2]), &device);
+        let (texts, like, unlike) = (rows([1.0, 0.0, 0.0, 1.0]), rows([1.0, 0.1, 0.1, 1.0]), rows([0.0, 1.0, 1.0, 0.0]));
+        let loss = |pictures, paintings| scalar(painted_loss(pictures, paintings, texts.clone(), 0.07)).unwrap();
+        let (ahead, behind) = (loss(like.clone(), unlike.clone()), loss(unlike, like));
+        assert!(ahead < 0.01 && behind > 10.0, "ahead {ahead}, behind {behind}");
+    }
+
+    #[test]
+    fn painted_negatives_change_the_step_and_are_refused_where_they_cannot_be_drawn() {
+        let step = |painted_negatives: usize| {
+            let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, painted_negatives, painting_steps: 2, ..Plan::default() };
+            plan.check_painting().unwrap();
+            Trainer::new(plan).unwrap().step().unwrap()
+        };
+        let (without, with) = (step(0), step(2));
+        assert!(without.is_finite() && with.is_finite() && with > without, "without {without}, with {with}");
+        let refused = |plan: Plan| plan.check_painting().unwrap_err().to_string();
+        let plan = Plan { batch: 4, painted_negatives: 2, ..Plan::default() };
+        assert!(refused(Plan { painted_negatives: 5, ..plan.clone() }).contains("more than a batch"));
+        assert!(refused(Plan { painting_steps: 0, ..plan.clone() }).contains("--painting-steps"));
+        assert!(refused(Plan { objective: Objective::Fare, ..plan }).contains("--objective tecoa"));
     }
 }
