@@ -61,12 +61,13 @@ pub struct Settings {
     /// brightness shift of up to 0.5 turns one named colour into another.
     pub colour_jitter: bool,
     /// DiffAugment's cutout on every view (the paper's recipe): a square of half the view's
-    /// side set to black. Off, no view hides part of the canvas, so the loss stops rewarding
-    /// a picture that repeats its object where a hidden copy would be missed.
+    /// side set to black. Off, no view hides part of the canvas (on the Shapes world, ascent
+    /// from the prompt's own picture then kept its one object far more often:
+    /// docs/shapes.md).
     pub cutout: bool,
     /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
-    /// (off, as DiffAugment: black). Black padding is seen only near the edges, where it
-    /// draws ascent into painting frames and corners.
+    /// (off, as DiffAugment: black, which ascent on the Shapes world answered with bright
+    /// frames round the canvas: docs/shapes.md).
     pub edge_padding: bool,
     /// Weight of the canvas's total variation in the loss (0: none, the paper's recipe): a
     /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
