@@ -281,12 +281,17 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
         let caption = scene.caption();
+        let clean = scene.render(size);
+        // The render's cosine with its caption, under each model: the same for every seed.
+        let mut clean_scores = [0.0; 2];
+        for (k, model) in [&plain, &robust].into_iter().enumerate() {
+            clean_scores[k] = cosine(&model.embed_image(&clean).await?, &model.embed_text(&caption).await?);
+        }
         for seed in options.first_seed..options.first_seed + options.seeds {
-            let clean = scene.render(size);
             let mut row = vec![clean.clone()];
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
                 let (picture, painted_score) = run(model, scene_settings(scene, seed, &options.recipe)).await?;
-                let clean_score = cosine(&model.embed_image(&clean).await?, &model.embed_text(&caption).await?);
+                let clean_score = clean_scores[k];
                 let verdict = judge.judge(&picture);
                 let right = score(scene, &verdict);
                 painted[k].add(right);
