@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Issue 5's wider image towers, trained on a GPU machine in one call (../shared/docs/toolchain.md,
+# Issue 5's robust twins trained on a GPU machine in one call (../shared/docs/toolchain.md,
 # GPU section), then the issue-7 step benchmark with the time left:
 #
 #   here:  tools/gpu-bench.sh pack          (the stripped native clipag and the Vulkan loader in gpu/)
 #   there: tools/gpu-shapes.sh              (gpu carried; results under $OUT)
 #
-# Each width in WIDTHS (default "256 320") trains the robust twin with the shipped recipe
-# (2250 clean steps from scratch, then 900 N-FGSM steps) on the GPU, all widths at once,
-# until done or TRAIN_S seconds. What comes back, per width, is one tar (split into parts
-# under the transfer's 16 MB a file): the q8 model folder when training finished, else the
-# newest f32 checkpoint to resume from; and the logs. The pictures are judged on the
-# standard machine afterwards (`clipag shapes eval`), where the figures in docs/shapes.md
-# were made.
+# RUNS holds one run a line, "NAME OPTIONS...": each trains the robust twin with `clipag
+# shapes train --backend gpu --twins robust OPTIONS`, all runs at once, until done or
+# TRAIN_S seconds. By default one run per width in WIDTHS (default "256 320"), named w256
+# and so on: the shipped recipe (2250 clean steps from scratch, then 900 N-FGSM steps) with
+# an image tower that wide. With FROM, a model folder (such as models/shapes-robust), each
+# run starts from it as from a finished pre-training of PRETRAIN_STEPS (default 2250), as
+# docs/shapes.md's fine-tunings of the shipped twin were made. What comes back, per run, is
+# one tar (split into parts under the transfer's 16 MB a file): the q8 model folder when
+# training finished, else the newest f32 checkpoint to resume from; and the log. The
+# pictures are judged on the standard machine afterwards (`clipag shapes eval`), where the
+# figures in docs/shapes.md were made.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-shapes}
@@ -37,26 +41,35 @@ if ! $bin check --backend gpu >"$work/check.json"; then
 fi
 head -c 300 "$work/check.json"; echo
 
-for width in $WIDTHS; do
-  # shellcheck disable=SC2086 # TRAIN_ARGS is a list of options
-  timeout "$TRAIN_S" $bin shapes train --backend gpu --twins robust --vision-width "$width" $TRAIN_ARGS \
-    --out "$work/models-$width" --checkpoints "$work/ck-$width" >"$work/train-$width.log" 2>&1 &
-done
+if [ -z "${RUNS:-}" ]; then
+  RUNS=$(for width in $WIDTHS; do echo "w$width --vision-width $width"; done)
+fi
+while read -r name options; do
+  [ -n "$name" ] || continue
+  if [ -n "${FROM:-}" ]; then
+    mkdir -p "$work/ck-$name/pretrain"
+    cp "$FROM"/* "$work/ck-$name/pretrain/"
+    echo "{\"step\":${PRETRAIN_STEPS:-2250}}" >"$work/ck-$name/pretrain/training.json"
+  fi
+  # shellcheck disable=SC2086 # options and TRAIN_ARGS are lists of options
+  timeout "$TRAIN_S" $bin shapes train --backend gpu --twins robust $options $TRAIN_ARGS \
+    --out "$work/models-$name" --checkpoints "$work/ck-$name" </dev/null >"$work/train-$name.log" 2>&1 &
+done <<<"$RUNS"
 wait
 echo "training ended after $((SECONDS - start)) s"
 
-for width in $WIDTHS; do
-  tail -n 4 "$work/train-$width.log"
-  model=$work/models-$width/shapes-robust
-  if [ -f "$model/manifest.json" ]; then
-    what=(-C "$work/models-$width" shapes-robust)
-  elif [ -f "$work/ck-$width/shapes-robust/training.json" ]; then
-    what=(-C "$work/ck-$width" shapes-robust)
+while read -r name _; do
+  [ -n "$name" ] || continue
+  tail -n 4 "$work/train-$name.log"
+  if [ -f "$work/models-$name/shapes-robust/manifest.json" ]; then
+    what=(-C "$work/models-$name" shapes-robust)
+  elif [ -f "$work/ck-$name/shapes-robust/training.json" ]; then
+    what=(-C "$work/ck-$name" shapes-robust)
   else
-    what=(-C "$work/ck-$width" pretrain)
+    what=(-C "$work/ck-$name" pretrain)
   fi
-  tar -cf - "${what[@]}" -C "$work" "train-$width.log" | split -b 15000000 -d - "$OUT/w$width.tar."
-done
+  tar -cf - "${what[@]}" -C "$work" "train-$name.log" | split -b 15000000 -d - "$OUT/$name.tar."
+done <<<"$RUNS"
 ls -l "$OUT"
 
 # The issue-7 rows docs/performance.md lacks: burn's step on the GPU, then PyTorch's.

@@ -325,9 +325,14 @@ enum ShapesCommand {
         /// paintings (default 0: none).
         #[arg(long, default_value_t = train::Plan::default().painted_negatives)]
         painted_negatives: usize,
-        /// Signed ascent steps that paint each of those negatives from noise.
+        /// Steps that paint each of those negatives from noise: signed ascent steps, or the
+        /// evaluation's own steps with `--painting-views`.
         #[arg(long, default_value_t = train::Plan::default().painting_steps)]
         painting_steps: usize,
+        /// Paint the negatives as `shapes eval` paints (its views, AdamW, smoothness and
+        /// thresholding) rather than by signed steps without views; sixteen times the passes.
+        #[arg(long)]
+        painting_views: bool,
         /// Which twins to train: `both`, `plain` or `robust`.
         #[arg(long, default_value = "both")]
         twins: train::Twins,
@@ -600,7 +605,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, painted_negatives, painting_steps, twins, checkpoint_every, backend } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, painted_negatives, painting_steps, painting_views, twins, checkpoint_every, backend } => {
             let mut plan = attack.apply(train::Plan {
                 seed,
                 batch,
@@ -620,6 +625,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 align_steps,
                 painted_negatives,
                 painting_steps,
+                painting_views,
                 temperature: 0.07,
                 ..train::Plan::default()
             })?;

@@ -9,6 +9,9 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::world::{Scene, vocabulary};
+use crate::generate::augment::Views;
+use crate::generate::objective;
+use crate::generate::optimise::{AdamW, dynamic_threshold, threshold_level};
 use crate::generate::param::low_frequency_noise;
 use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig, WeightSource};
 use crate::rng::Rng;
@@ -138,9 +141,16 @@ pub struct Plan {
     /// loss then asks, for each such caption, that its picture score above its painting
     /// (contrastive divergence, as energy-based models train).
     pub painted_negatives: usize,
-    /// Signed gradient-ascent steps (of `PAINTING_STEP`) that paint each negative from
-    /// low-frequency noise, toward its caption's cosine.
+    /// Steps that paint each negative from low-frequency noise, toward its caption's
+    /// cosine: signed gradient-ascent steps of `PAINTING_STEP`, or the evaluation's steps
+    /// under `painting_views`.
     pub painting_steps: usize,
+    /// Paint the negatives as the evaluation paints (`eval::Recipe::default()`: its views,
+    /// AdamW, smoothness and thresholding) rather than by signed steps without views:
+    /// docs/shapes.md found that the twin learnt to tell its cheap paintings from the right
+    /// pictures and that this did not carry over to the evaluation's. Sixteen views a step
+    /// cost sixteen times the cheap painting's passes.
+    pub painting_views: bool,
     /// Temperature of the contrastive softmax (CLIP's initial 0.07).
     pub temperature: f32,
     /// Where the tensors live: burn-flex on the CPU (the shipped twins), or a GPU through
@@ -198,6 +208,7 @@ impl Default for Plan {
             align_steps: 0,
             painted_negatives: 0,
             painting_steps: 10,
+            painting_views: false,
             temperature: 0.07,
             device: Device::flex().autodiff(),
         }
@@ -504,11 +515,11 @@ impl Trainer {
             (Some(goal), Some(epsilon)) => self.mixed(images, goal, epsilon, &mut rng)?,
             _ => images,
         };
-        // Painted after the attack, so that the attack's draws are what they were without.
-        let paintings = match self.plan.painted_negatives {
-            0 => None,
-            _ if !adversarial => None,
-            k => Some(self.paint(&sequences[..k], &mut rng)?),
+        // Painted after the attack, so that the attack's draws are what they were without,
+        // for the first captions of TeCoA's goal (`check_painting` refuses other objectives).
+        let paintings = match (&goal, self.plan.painted_negatives) {
+            (Some(Goal::Captions { texts, .. }), k) if k > 0 => Some(self.paint(texts.clone().narrow(0, 0, k), &mut rng)?),
+            _ => None,
         };
         // FARE trains the image tower alone; otherwise both towers learn from the captions.
         let loss = match goal {
@@ -562,22 +573,71 @@ impl Trainer {
         Ok(Goal::Captions { texts: unit(self.model.encode_text(sequences)?.detach()), targets: targets.clone() })
     }
 
-    /// One picture per caption in `sequences`, painted by the twin as it is now: from
-    /// low-frequency noise, `painting_steps` signed steps up the cosine with the caption,
-    /// kept in [0, 1]. The generation's loop without its views, the cheapest stand-in for it.
-    fn paint(&self, sequences: &[Vec<u32>], rng: &mut Rng) -> Result<Tensor<4>> {
+    /// One picture per caption (rows of `texts`, unit embeddings), painted by the twin as it
+    /// is now from low-frequency noise: by `paint_signed` or, under `painting_views`, as the
+    /// evaluation paints (`paint_through_views`).
+    fn paint(&self, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
         let size = self.config.vision.image_size;
-        let count = sequences.len();
-        let texts = unit(self.model.encode_text(sequences)?.detach());
+        let count = texts.dims()[0];
         let start: Vec<f32> = (0..count).flat_map(|_| low_frequency_noise(size, PAINTING_START_NOISE, rng).data).collect();
-        let mut pictures = Tensor::<4>::from_data(TensorData::new(start, [count, 3, size, size]), &self.device);
+        let start = Tensor::<4>::from_data(TensorData::new(start, [count, 3, size, size]), &self.device);
+        let painted = if self.plan.painting_views { self.paint_through_views(start, texts, rng)? } else { self.paint_signed(start, texts)? };
+        Ok(painted.detach())
+    }
+
+    /// `painting_steps` signed steps up each picture's cosine with its caption, kept in
+    /// [0, 1]: the generation's loop without its views, the cheapest stand-in for it.
+    fn paint_signed(&self, mut pictures: Tensor<4>, texts: Tensor<2>) -> Result<Tensor<4>> {
         for _ in 0..self.plan.painting_steps {
             let canvas = pictures.clone().detach().require_grad();
             let cosines = (unit(self.model.encode_image(canvas.clone())?) * texts.clone()).sum();
             let grad = canvas.grad(&cosines.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
             pictures = (pictures + grad.sign() * PAINTING_STEP).clamp(0.0, 1.0);
         }
-        Ok(pictures.detach())
+        Ok(pictures)
+    }
+
+    /// `painting_steps` of the generation's loop on every picture at once, with the
+    /// evaluation's settings: each picture's own views, the loss of each view (1 - cosine
+    /// with the picture's caption, patch views weighted), the smoothness, each picture's
+    /// gradient clipped alone, AdamW, then dynamic thresholding. Unlike the evaluation it
+    /// starts from one draw of noise rather than the best of several, and keeps the last
+    /// canvas rather than the one of lowest loss.
+    fn paint_through_views(&self, mut pictures: Tensor<4>, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
+        let recipe = super::eval::Recipe::default();
+        let settings = super::eval::settings("each caption's own", 0, &recipe);
+        let views = Views::new(&settings, self.config.vision.image_size, &self.device);
+        let [count, channels, size, _] = pictures.dims();
+        let [_, width] = texts.dims();
+        let (global, n) = (views.global, views.count());
+        // Each caption once per view of its picture, in the views' order.
+        let texts = texts.unsqueeze_dim::<3>(1).expand([count, n, width]).reshape([count * n, width]);
+        let mut adamw = AdamW::new(settings.learning_rate, settings.weight_decay);
+        for _ in 0..self.plan.painting_steps {
+            let canvas = pictures.clone().detach().require_grad();
+            let seen = Tensor::cat((0..count).map(|i| views.sample(canvas.clone().narrow(0, i, 1), rng)).collect(), 0);
+            let cosines = (unit(self.model.encode_image(seen)?) * texts.clone()).sum_dim(1).reshape([count, n]);
+            let losses = cosines.neg() + 1.0;
+            let mut loss = losses.clone().narrow(1, 0, global).mean_dim(1).sum();
+            if n > global {
+                loss = loss + losses.narrow(1, global, n - global).mean_dim(1).sum() * settings.patch_weight;
+            }
+            // The mean over all pictures is the mean of each picture's own, all being one size.
+            loss = loss + objective::total_variation(canvas.clone()) * (settings.smoothness * count as f32);
+            let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
+            let norms = grad.clone().square().sum_dim(1).sum_dim(2).sum_dim(3).sqrt();
+            let grad = grad * (norms + 1e-6).recip().mul_scalar(settings.max_grad_norm).clamp_max(1.0);
+            let updated = adamw.step(pictures.detach(), grad);
+            let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
+            for picture in host.chunks_mut(channels * size * size) {
+                match settings.threshold {
+                    Some(p) => dynamic_threshold(picture, threshold_level(picture, p)),
+                    None => picture.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
+                }
+            }
+            pictures = Tensor::from_data(TensorData::new(host, [count, channels, size, size]), &self.device);
+        }
+        Ok(pictures)
     }
 
     /// The batch's first images made adversarial, its last `clean_share` left clean (the
@@ -953,7 +1013,10 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
             _ => kind,
         };
         let kind = match (epsilon, plan.painted_negatives) {
-            (Some(_), k) if k > 0 => format!("{kind} (with {k} of its own paintings a batch as negatives, {} ascent steps each)", plan.painting_steps),
+            (Some(_), k) if k > 0 => {
+                let how = if plan.painting_views { "steps of the evaluation's painting" } else { "ascent steps" };
+                format!("{kind} (with {k} of its own paintings a batch as negatives, {} {how} each)", plan.painting_steps)
+            }
             _ => kind,
         };
         eprintln!("{name}: {} {kind} steps", plan.finetune_steps);
@@ -1199,21 +1262,32 @@ mod tests {
         assert_eq!(Attack::Pgd.steps(None).unwrap(), Plan::default().attack_steps);
     }
 
-    #[test]
-    fn painting_raises_each_paintings_cosine_with_its_caption() {
-        let cosines = |painting_steps: usize| {
-            let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, painting_steps, ..Plan::default() };
-            let trainer = Trainer::new(plan).unwrap();
+    /// Each picture's cosine with its caption, of four fresh captions, painted from the same
+    /// draws of noise in no steps (the start) and in `steps`.
+    fn painted_cosines(mut trainer: Trainer, steps: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut cosines = |steps: usize| {
+            trainer.plan.painting_steps = steps;
             let mut rng = Rng::new(9);
             let (_, sequences, _) = trainer.batch(4, &mut rng).unwrap();
-            let paintings = trainer.paint(&sequences, &mut rng).unwrap();
-            let texts = unit(trainer.model.encode_text(&sequences).unwrap());
+            let texts = unit(trainer.model.encode_text(&sequences).unwrap().detach());
+            let paintings = trainer.paint(texts.clone(), &mut rng).unwrap();
             let cosines = (unit(trainer.model.encode_image(paintings).unwrap()) * texts).sum_dim(1);
             cosines.into_data().try_into_vec_as::<f32>().unwrap()
         };
-        // No steps: the noise it starts from, the same draws either way.
-        let (start, painted) = (cosines(0), cosines(3));
-        assert!(start.iter().zip(&painted).all(|(s, p)| p > s), "start {start:?}, painted {painted:?}");
+        (cosines(0), cosines(steps))
+    }
+
+    #[test]
+    fn painting_raises_each_paintings_cosine_with_its_caption() {
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, ..Plan::default() };
+        let (start, painted) = painted_cosines(Trainer::new(plan.clone()).unwrap(), 3);
+        assert!(start.iter().zip(&painted).all(|(s, p)| p > s), "signed steps: start {start:?}, painted {painted:?}");
+        // Through views, the cosine of the picture itself rises as the views' does only for a
+        // twin whose gradients paint: the shipped robust one.
+        let robust = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shapes-robust");
+        let trainer = Trainer::probe(Plan { painting_views: true, ..plan }, &robust).unwrap();
+        let (start, painted) = painted_cosines(trainer, 5);
+        assert!(start.iter().zip(&painted).all(|(s, p)| p > s), "views: start {start:?}, painted {painted:?}");
     }
 
     #[test]
