@@ -191,6 +191,7 @@ struct Request {
     patch_views: Option<usize>,
     patch_weight: Option<f32>,
     lr: Option<f32>,
+    decay: Option<bool>,
     candidates: Option<usize>,
     init_noise: Option<f32>,
     fourier: Option<bool>,
@@ -213,6 +214,7 @@ impl Request {
         s.patch_views = self.patch_views.unwrap_or(s.patch_views);
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
         s.learning_rate = self.lr.unwrap_or(s.learning_rate);
+        s.decay = self.decay.unwrap_or(s.decay);
         s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
         s.cutout = self.cutout.unwrap_or(s.cutout);
         s.edge_padding = self.edge_padding.unwrap_or(s.edge_padding);

@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::{DEFAULT_INIT_NOISE, Init, Prompt, Settings};
+use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Init, Prompt, Settings};
 use clipag::weights::{folder, quant::Quantization};
 
 fn tiny_model() -> Rc<Model> {
@@ -62,6 +62,27 @@ fn fourier_parameterisation_paints_too() {
     let (start, end, _) = common::run(&model, settings);
     eprintln!("fourier: score {start:.4} -> {end:.4}");
     assert!(end > start + 0.02, "score went from {start} to {end}");
+}
+
+/// Under the cosine decay the canvas takes the same first step as at a constant rate, then
+/// smaller ones: after ten it has moved less from where it started.
+#[test]
+fn the_decay_takes_the_same_first_step_and_smaller_ones_after() {
+    let model = tiny_model();
+    let moved = |decay: bool, steps: usize| {
+        let mut settings = quick("a photo of a cat", 6);
+        settings.steps = 10;
+        settings.decay = decay;
+        let mut generator = pollster::block_on(Generator::new(model.clone(), settings)).unwrap();
+        let start = generator.current().data.clone();
+        for _ in 0..steps {
+            pollster::block_on(generator.step()).unwrap();
+        }
+        generator.current().data.iter().zip(&start).map(|(a, b)| (a - b).abs()).sum::<f32>()
+    };
+    assert_eq!(moved(false, 1), moved(true, 1));
+    let (constant, decayed) = (moved(false, 10), moved(true, 10));
+    assert!(decayed < constant * 0.8, "moved {decayed} with the decay, {constant} without");
 }
 
 #[test]

@@ -170,6 +170,9 @@ enum Command {
         patch_weight: f32,
         #[arg(long, default_value_t = 0.0175)]
         lr: f32,
+        /// Decay the learning rate to zero over the steps (cosine), rather than keep it.
+        #[arg(long)]
+        decay: bool,
         /// Candidates for the initial noise, best by score.
         #[arg(long, default_value_t = 16)]
         candidates: usize,
@@ -381,6 +384,9 @@ enum ShapesCommand {
         patch_views: usize,
         #[arg(long, default_value_t = eval::Recipe::default().learning_rate)]
         lr: f32,
+        /// Decay the learning rate to zero over the steps (cosine).
+        #[arg(long)]
+        decay: bool,
         /// Amplitude of the initial noise (0: a flat grey start).
         #[arg(long, default_value_t = eval::Recipe::default().init_noise)]
         init_noise: f32,
@@ -502,7 +508,7 @@ async fn run(command: Command) -> Result<()> {
             println!("{}", json(&embedding));
         }
         Command::Generate {
-            model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr,
+            model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr, decay,
             candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, frames, frame_every, trace, out,
         } => {
             // Settings are checked before the model loads, so a mistake costs nothing; the
@@ -516,6 +522,7 @@ async fn run(command: Command) -> Result<()> {
             settings.patch_views = patch_views;
             settings.patch_weight = patch_weight;
             settings.learning_rate = lr;
+            settings.decay = decay;
             settings.colour_jitter = !no_colour_jitter;
             settings.cutout = !no_cutout;
             settings.edge_padding = edge_padding;
@@ -641,10 +648,10 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             let line = serde_json::json!({ "model": model, "attack": description, "scenes": batch, "clean_loss": clean, "attacked_loss": attacked });
             println!("{line}");
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, init_noise, colour_jitter, cutout, edge_padding, from_clean, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, decay, init_noise, colour_jitter, cutout, edge_padding, from_clean, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, init_noise, colour_jitter, cutout, edge_padding, view_noise, fourier, smoothness, contrast, normalised_gradient, from_clean };
+            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, decay, init_noise, colour_jitter, cutout, edge_padding, view_noise, fourier, smoothness, contrast, normalised_gradient, from_clean };
             let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
             std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;

@@ -154,6 +154,7 @@ impl Generator {
         let grad = params
             .grad(&grads)
             .ok_or_else(|| Error::Device("the backward pass produced no canvas gradient".into()))?;
+        self.optimiser.set_learning_rate(s.learning_rate_at(self.step));
         let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.max_grad_norm));
 
         // This step's losses and the updated canvas, in one read back.

@@ -78,6 +78,14 @@ impl Update {
             Update::NormalisedGradient(n) => n.step(param, grad),
         }
     }
+
+    /// The learning rate of the next steps (a schedule's).
+    pub fn set_learning_rate(&mut self, learning_rate: f32) {
+        match self {
+            Update::AdamW(a) => a.learning_rate = learning_rate,
+            Update::NormalisedGradient(n) => n.learning_rate = learning_rate,
+        }
+    }
 }
 
 /// PyTorch's `clip_grad_norm_`: scales the gradient so its L2 norm is at most `max_norm`.

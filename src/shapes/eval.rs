@@ -154,6 +154,8 @@ pub struct Recipe {
     pub contrast: Option<f32>,
     /// Steps along the normalised gradient rather than AdamW's.
     pub normalised_gradient: bool,
+    /// Cosine decay of the learning rate to zero (`Settings::decay`).
+    pub decay: bool,
     /// Start each painting from the prompt's clean render rather than noise: not a way to
     /// paint, a check of the recipe: whether its ascent keeps a picture that the model
     /// already scores high, or paints it over.
@@ -162,7 +164,7 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, cutout: true, edge_padding: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false, from_clean: false }
+        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, cutout: true, edge_padding: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false, decay: false, from_clean: false }
     }
 }
 
@@ -172,6 +174,7 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
     s.global_views = recipe.global_views;
     s.patch_views = recipe.patch_views;
     s.learning_rate = recipe.learning_rate;
+    s.decay = recipe.decay;
     s.colour_jitter = recipe.colour_jitter;
     s.cutout = recipe.cutout;
     s.edge_padding = recipe.edge_padding;
