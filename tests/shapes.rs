@@ -145,10 +145,10 @@ fn training_steps_checkpoints_and_resumes() {
 
 #[test]
 fn the_evaluation_paints_with_the_recipe_it_names() {
-    let recipe = Recipe { steps: 12, canvas: 48, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, cutout: false, edge_padding: true, view_noise: 0.05, fourier: true, smoothness: 0.5, contrast: None, normalised_gradient: false, from_clean: false };
+    let recipe = Recipe { steps: 12, canvas: 48, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, cutout: false, edge_padding: true, view_noise: 0.05, fourier: true, smoothness: 0.5, contrast: None, normalised_gradient: false, decay: true, from_clean: false };
     let s = settings("a red star", 7, &recipe);
     assert_eq!((s.steps, s.size, s.global_views, s.patch_views, s.seed), (12, 48, 3, 5, 7));
-    assert_eq!((s.learning_rate, s.noise, s.colour_jitter, s.cutout, s.edge_padding, s.smoothness), (0.2, 0.05, true, false, true, 0.5));
+    assert_eq!((s.learning_rate, s.decay, s.noise, s.colour_jitter, s.cutout, s.edge_padding, s.smoothness), (0.2, true, 0.05, true, false, true, 0.5));
     assert_eq!(s.parameterisation, Parameterisation::Fourier);
     s.validate().unwrap();
     // Under contrast, each rival is the caption with one attribute changed: never the
@@ -169,7 +169,7 @@ fn the_evaluation_paints_with_the_recipe_it_names() {
     let bare = settings(&caption, 0, &Recipe { contrast: Some(14.3), ..Recipe::default() });
     assert!(bare.validate().unwrap_err().to_string().contains("negative prompts"));
     let default = settings("a red star", 0, &Recipe::default());
-    assert_eq!((default.noise, default.colour_jitter, default.cutout, default.edge_padding, default.parameterisation, default.smoothness), (0.01, false, true, false, Parameterisation::Pixels, 0.3));
+    assert_eq!((default.noise, default.decay, default.colour_jitter, default.cutout, default.edge_padding, default.parameterisation, default.smoothness), (0.01, false, false, true, false, Parameterisation::Pixels, 0.3));
     // From the clean render: the scene's own picture at the canvas's size is the start.
     let from_clean = scene_settings(&scene, 0, &Recipe { from_clean: true, ..Recipe::default() });
     assert!(matches!(&from_clean.init, Init::Image(p) if *p == scene.render(Recipe::default().canvas)));

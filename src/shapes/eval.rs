@@ -315,7 +315,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     }
     let r = &options.recipe;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}, {}{}{}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}{}, {}{}{}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
         prompts.len(),
         options.seeds,
         if options.first_seed > 0 { format!(" (from seed {})", options.first_seed) } else { String::new() },
@@ -324,6 +324,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         r.global_views,
         r.patch_views,
         r.learning_rate,
+        if r.decay { " decaying to zero (cosine)" } else { "" },
         if r.from_clean { "from the prompt's clean render".to_string() } else { format!("best of 8 noise starts of amplitude {}", r.init_noise) },
         if r.colour_jitter { "" } else { ", no colour jitter" },
         if r.cutout { "" } else { ", no cutout" },
