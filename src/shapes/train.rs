@@ -1291,6 +1291,22 @@ mod tests {
     }
 
     #[test]
+    fn each_picture_is_painted_toward_its_own_caption_through_the_views() {
+        // Two captions that share no colour: each painting must end nearer its own caption
+        // than the other's (a mix-up of which views go with which caption would not).
+        let robust = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shapes-robust");
+        let plan = Plan { batch: 2, painting_steps: 10, painting_views: true, ..Plan::default() };
+        let trainer = Trainer::probe(plan, &robust).unwrap();
+        let captions = ["a red circle on a blue background", "a green square on a white background"];
+        let sequences: Vec<Vec<u32>> = captions.iter().map(|c| trainer.tokenizer.encode(c).unwrap().ids).collect();
+        let texts = unit(trainer.model.encode_text(&sequences).unwrap().detach());
+        let paintings = trainer.paint(texts.clone(), &mut Rng::new(9)).unwrap();
+        let similarity = unit(trainer.model.encode_image(paintings).unwrap()).matmul(texts.transpose());
+        let s = similarity.into_data().try_into_vec_as::<f32>().unwrap(); // [picture, caption]
+        assert!(s[0] > s[1] && s[3] > s[2], "cosines, picture by caption: {s:?}");
+    }
+
+    #[test]
     fn the_painted_loss_asks_the_right_picture_to_score_above_the_painting() {
         let device = Device::flex().autodiff();
         let rows = |v: [f32; 4]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [2, 2]), &device);
