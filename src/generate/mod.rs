@@ -18,7 +18,7 @@ use crate::rng::Rng;
 use crate::{Error, Result};
 use augment::Views;
 use objective::Objective;
-use optimise::{Update, clip_grad_norm, dynamic_threshold, threshold_level};
+use optimise::{Update, clip_grad_norm, threshold};
 use param::{Canvas, low_frequency_noise};
 pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Settings};
 
@@ -190,13 +190,7 @@ impl Generator {
         // sort, which WebGPU backends do not offer), and the result becomes the parameters.
         self.params = match self.settings.parameterisation {
             Parameterisation::Pixels => {
-                match self.settings.threshold {
-                    Some(p) => {
-                        let level = threshold_level(&host, p);
-                        dynamic_threshold(&mut host, level)
-                    }
-                    None => host.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
-                }
+                threshold(&mut host, self.settings.threshold);
                 let size = self.settings.size;
                 Tensor::from_data(TensorData::new(host.clone(), [1, 3, size, size]), self.model.device())
             }

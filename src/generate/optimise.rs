@@ -88,11 +88,20 @@ impl Update {
     }
 }
 
-/// PyTorch's `clip_grad_norm_`: scales the gradient so its L2 norm is at most `max_norm`.
+/// PyTorch's `clip_grad_norm_`, canvas by canvas: scales each canvas's gradient (a row of
+/// the batch) so its L2 norm is at most `max_norm`.
 pub fn clip_grad_norm(grad: Tensor<4>, max_norm: f32) -> Tensor<4> {
-    let norm = grad.clone().square().sum().sqrt();
-    let factor = (norm + 1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
-    grad * factor.unsqueeze()
+    let norms = grad.clone().square().sum_dim(1).sum_dim(2).sum_dim(3).sqrt(); // [canvases, 1, 1, 1]
+    grad * (norms + 1e-6).recip().mul_scalar(max_norm).clamp_max(1.0)
+}
+
+/// Pixels in host memory brought back into [0, 1] after a step: by dynamic thresholding at
+/// percentile `threshold`, or, without one, by clamping.
+pub fn threshold(pixels: &mut [f32], threshold: Option<f32>) {
+    match threshold {
+        Some(p) => dynamic_threshold(pixels, threshold_level(pixels, p)),
+        None => pixels.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
+    }
 }
 
 /// The percentile `p` of `|2x - 1|` over pixels in host memory (linear interpolation between
@@ -121,7 +130,7 @@ pub fn dynamic_threshold(pixels: &mut [f32], level: f32) {
 mod tests {
     use burn::tensor::{Device, Tensor, TensorData};
 
-    use super::{AdamW, NormalisedGradient};
+    use super::{AdamW, NormalisedGradient, clip_grad_norm};
 
     fn tensor(values: &[f32]) -> Tensor<4> {
         Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 1, values.len()]), &Device::flex())
@@ -143,5 +152,13 @@ mod tests {
         // not zero: a pixel the model hardly minds moves as far as one it minds most.
         let adam = values(AdamW::new(0.1, 0.0).step(tensor(&[0.0; 4]), tensor(&grad)));
         assert!(adam.iter().zip(grad).all(|(a, g)| g == 0.0 || (a + 0.1 * g.signum()).abs() < 1e-5), "{adam:?}");
+    }
+
+    #[test]
+    fn each_canvas_s_gradient_is_clipped_by_its_own_norm() {
+        // Two canvases of one value each: a gradient of norm 5 and one of norm 0.5.
+        let grad = Tensor::<4>::from_data(TensorData::new(vec![5.0f32, 0.5], [2, 1, 1, 1]), &Device::flex());
+        let clipped = values(clip_grad_norm(grad, 1.0));
+        assert!((clipped[0] - 1.0).abs() < 1e-5 && (clipped[1] - 0.5).abs() < 1e-6, "{clipped:?}");
     }
 }

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::world::{Scene, vocabulary};
 use crate::generate::augment::Views;
 use crate::generate::objective;
-use crate::generate::optimise::{AdamW, dynamic_threshold, threshold_level};
+use crate::generate::optimise::{AdamW, clip_grad_norm, threshold};
 use crate::generate::param::low_frequency_noise;
 use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig, WeightSource};
 use crate::rng::Rng;
@@ -625,15 +625,10 @@ impl Trainer {
             // The mean over all pictures is the mean of each picture's own, all being one size.
             loss = loss + objective::total_variation(canvas.clone()) * (settings.smoothness * count as f32);
             let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
-            let norms = grad.clone().square().sum_dim(1).sum_dim(2).sum_dim(3).sqrt();
-            let grad = grad * (norms + 1e-6).recip().mul_scalar(settings.max_grad_norm).clamp_max(1.0);
-            let updated = adamw.step(pictures.detach(), grad);
+            let updated = adamw.step(pictures.detach(), clip_grad_norm(grad, settings.max_grad_norm));
             let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
             for picture in host.chunks_mut(channels * size * size) {
-                match settings.threshold {
-                    Some(p) => dynamic_threshold(picture, threshold_level(picture, p)),
-                    None => picture.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
-                }
+                threshold(picture, settings.threshold);
             }
             pictures = Tensor::from_data(TensorData::new(host, [count, channels, size, size]), &self.device);
         }
