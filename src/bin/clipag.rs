@@ -359,6 +359,15 @@ enum ShapesCommand {
         #[arg(long, default_value_t = 1_000_003)]
         seed: u64,
     },
+    /// Read an evaluation's paintings (its paintings/ folder) again with the judge, without
+    /// painting them again: writes judged.md (the table) and judged.csv.
+    Judge {
+        /// The folder `shapes eval --out` wrote.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Evaluate the twins and write the report's tables (markdown) and image grid (PNG).
     Eval {
         #[arg(long)]
@@ -423,7 +432,7 @@ enum ShapesCommand {
         normalised_gradient: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
-        /// Where to write tables.md, grid.png and pictures.csv.
+        /// Where to write tables.md, grid.png, pictures.csv and paintings/ (every painting).
         #[arg(long)]
         out: PathBuf,
     },
@@ -648,6 +657,29 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             let line = serde_json::json!({ "model": model, "attack": description, "scenes": batch, "clean_loss": clean, "attacked_loss": attacked });
             println!("{line}");
         }
+        ShapesCommand::Judge { from, out } => {
+            let folder = from.join("paintings");
+            let entries = std::fs::read_dir(&folder).map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+            let mut paintings = Vec::new();
+            for entry in entries {
+                let path = entry.map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?.path();
+                let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
+                // p{prompt}-s{seed}-{model}, as `shapes eval` names them.
+                let parts: Vec<&str> = name.splitn(3, '-').collect();
+                let parsed = match parts[..] {
+                    [p, s, model] => p.strip_prefix('p').and_then(|p| p.parse().ok()).zip(s.strip_prefix('s').and_then(|s| s.parse().ok())).map(|(p, s)| (p, s, model.to_string())),
+                    _ => None,
+                };
+                let (prompt, seed, model) = parsed.ok_or_else(|| Error::Invalid(format!("{}: not a painting `shapes eval` wrote", path.display())))?;
+                paintings.push((prompt, seed, model, Pixels::decode(&read_bytes(&path)?)?));
+            }
+            paintings.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+            let (table, csv) = eval::rejudge(&paintings);
+            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            write_file(&out.join("judged.md"), table.as_bytes())?;
+            write_file(&out.join("judged.csv"), csv.as_bytes())?;
+            println!("{} paintings\n\n{table}", paintings.len());
+        }
         ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, decay, init_noise, colour_jitter, cutout, edge_padding, from_clean, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
@@ -658,6 +690,11 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             write_file(&out.join("tables.md"), report.tables.as_bytes())?;
             write_file(&out.join("grid.png"), &report.grid.to_png()?)?;
             write_file(&out.join("pictures.csv"), report.pictures_csv.as_bytes())?;
+            let folder = out.join("paintings");
+            std::fs::create_dir_all(&folder).map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+            for (name, picture) in &report.paintings {
+                write_file(&folder.join(format!("{name}.png")), &picture.to_png()?)?;
+            }
             println!("{}", report.tables);
         }
     }

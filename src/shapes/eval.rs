@@ -47,6 +47,10 @@ pub fn score(scene: &Scene, verdict: &Verdict) -> [bool; 5] {
     ]
 }
 
+/// The seed the painted prompts are drawn from: prompt `i` is `held_out_scenes(n, PROMPTS_SEED)[i]`
+/// for every `n > i`.
+pub const PROMPTS_SEED: u64 = 13;
+
 /// Held-out single-object scenes whose captions name every attribute.
 pub fn held_out_scenes(count: usize, seed: u64) -> Vec<Scene> {
     let mut rng = Rng::new(seed);
@@ -256,6 +260,8 @@ pub struct Report {
     pub grid: Pixels,
     /// One line per painting: what was asked, what the judge read, and whether it matches.
     pub pictures_csv: String,
+    /// Every painting, named by its line in pictures.csv: `p{prompt}-s{seed}-{model}`.
+    pub paintings: Vec<(String, Pixels)>,
 }
 
 /// Runs the whole evaluation.
@@ -277,9 +283,10 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     );
     md += &table(&[("plain", &plain_zero), ("robust", &robust_zero)]);
 
-    let prompts = held_out_scenes(options.prompts, 13);
+    let prompts = held_out_scenes(options.prompts, PROMPTS_SEED);
     let mut painted = [Tally::default(), Tally::default()];
     let mut grid_rows = Vec::new();
+    let mut paintings = Vec::new();
     let mut csv = format!("prompt,seed,model,{},{},score,clean score\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
@@ -305,6 +312,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
                     right.join(","),
                     named(&verdict).join(",")
                 );
+                paintings.push((format!("p{i:03}-s{seed}-{}", ["plain", "robust"][k]), picture.clone()));
                 row.push(picture);
             }
             if seed == options.first_seed && grid_rows.len() < options.grid_rows {
@@ -341,7 +349,34 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         md += &format!("| {} | {caption} |\n", i + 1);
     }
     let grid = grid(&grid_rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(), 2);
-    Ok(Report { tables: md, grid, pictures_csv: csv })
+    Ok(Report { tables: md, grid, pictures_csv: csv, paintings })
+}
+
+/// The judge's readings of paintings already made, each `(prompt index, seed, model,
+/// picture)` as `report` names them: a change to the judge is measured on the same pictures
+/// without painting them again. Returns a table (a row per model, in the order first seen)
+/// and pictures.csv's columns of what was asked and what was read.
+pub fn rejudge(paintings: &[(usize, u64, String, Pixels)]) -> (String, String) {
+    let judge = Judge::new();
+    let scenes = held_out_scenes(paintings.iter().map(|p| p.0 + 1).max().unwrap_or(0), PROMPTS_SEED);
+    let mut tallies: Vec<(&str, Tally)> = Vec::new();
+    let mut csv = format!("prompt,seed,model,{},{}\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
+    for (i, seed, model, picture) in paintings {
+        let verdict = judge.judge(picture);
+        let right = score(&scenes[*i], &verdict);
+        match tallies.iter_mut().find(|(name, _)| name == model) {
+            Some((_, tally)) => tally.add(right),
+            None => {
+                let mut tally = Tally::default();
+                tally.add(right);
+                tallies.push((model, tally));
+            }
+        }
+        let right = right.map(|r| if r { "1" } else { "0" });
+        csv += &format!("\"{}\",{seed},{model},{},{}\n", scenes[*i].caption(), right.join(","), named(&verdict).join(","));
+    }
+    let rows: Vec<(&str, &Tally)> = tallies.iter().map(|(name, tally)| (*name, tally)).collect();
+    (table(&rows), csv)
 }
 
 /// The judge's reading in the world's words, in `ATTRIBUTES` order ("none" where it saw no object).
