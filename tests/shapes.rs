@@ -7,7 +7,8 @@ use clipag::generate::{Init, Optimiser, Parameterisation};
 use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, scene_settings, settings};
 use clipag::shapes::judge::Judge;
 use clipag::shapes::train::{self, Attack, Objective, Plan, Trainer};
-use clipag::shapes::world::{COLORS, PLACES, SHAPES, Scene};
+use clipag::shapes::eval::score;
+use clipag::shapes::world::{COLORS, Object, PLACES, Place, SHAPES, Scene, Shape, Size};
 use clipag::tokenizer::Tokenizer;
 
 mod common;
@@ -82,6 +83,28 @@ fn judge_reads_clean_pictures() {
         eprintln!("judge {name}: {:.1}%", tally.percent(a));
         assert!(tally.percent(a) >= 97.0, "{name}: {:.1}%", tally.percent(a));
     }
+}
+
+/// A painting scatters specks of the object's colour over the canvas; the judge reads the
+/// object, not the specks: a small square at the top left stays one, with a speck of its
+/// red in each other corner and a few beside it.
+#[test]
+fn the_judge_reads_the_object_not_the_specks_of_its_colour() {
+    let scene = Scene {
+        objects: vec![Object { shape: Shape::Square, color: 0, size: Size::Small, place: Place { x: -1, y: -1 } }],
+        background: 2,
+        says_size: true,
+        says_place: true,
+        says_background: true,
+    };
+    let mut picture = scene.render(64);
+    let plane = 64 * 64;
+    for (y, x) in [(60, 60), (5, 58), (58, 4), (40, 44), (41, 45), (30, 50), (52, 30)] {
+        for (c, v) in COLORS[0].1.iter().enumerate() {
+            picture.data[c * plane + y * 64 + x] = *v as f32 / 255.0;
+        }
+    }
+    assert_eq!(score(&scene, &Judge::new().judge(&picture)), [true; 5], "{:?}", Judge::new().judge(&picture));
 }
 
 /// Training on a GPU (wgpu; lavapipe here, as in CI) takes the CPU's steps: each step's data

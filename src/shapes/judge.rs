@@ -1,7 +1,9 @@
 //! The judge: reads a picture's background colour, object colour, place, size and shape from
 //! its pixels, never from a model that guided a generation. Colours are the nearest named
-//! colour; the object is whatever differs from the background; its shape is the template
-//! (a clean render's silhouette) it overlaps most.
+//! colour; the object's colour is the most frequent one unlike the background, and the
+//! object is the largest connected region of that colour (a painting's stray specks of it
+//! are not the object); its shape is the template (a clean render's silhouette) it overlaps
+//! most.
 
 use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object, color_distance as distance, nearest_color as nearest};
 use crate::pixels::Pixels;
@@ -91,13 +93,14 @@ impl Judge {
         if (count as f32) < 0.01 * plane as f32 {
             return Verdict { background, color: None, shape: None, place: None, size: None };
         }
-        let mask: Vec<bool> = names.iter().map(|n| *n == Some(color)).collect();
+        let mask = largest_region(&names.iter().map(|n| *n == Some(color)).collect::<Vec<_>>(), w);
+        let area = mask.iter().filter(|m| **m).count();
         let (mut sx, mut sy) = (0.0f32, 0.0f32);
         for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
             sx += (i % w) as f32 + 0.5;
             sy += (i / w) as f32 + 0.5;
         }
-        let (cx, cy) = (sx / count as f32 / w as f32, sy / count as f32 / h as f32);
+        let (cx, cy) = (sx / area as f32 / w as f32, sy / area as f32 / h as f32);
         // Places are centred at 0.24, 0.5 and 0.76 of the side.
         let cell = |v: f32| if v < 0.37 { -1 } else if v > 0.63 { 1 } else { 0 };
         let place = PLACES.iter().copied().find(|p| p.x == cell(cx) && p.y == cell(cy));
@@ -122,6 +125,39 @@ fn extent(mask: &[bool], w: usize) -> f32 {
         on.iter().map(f).max().unwrap_or(0) + 1 - on.iter().map(f).min().unwrap_or(0)
     };
     span(|p| p.0).max(span(|p| p.1)) as f32 / w as f32
+}
+
+/// The mask's largest 8-connected region (a flood fill: a few lines, where an image-processing
+/// crate would add a dependency for one function).
+fn largest_region(mask: &[bool], w: usize) -> Vec<bool> {
+    let h = mask.len() / w;
+    let mut region = vec![0usize; mask.len()];
+    let (mut best, mut best_size, mut next) = (0, 0, 0);
+    for start in 0..mask.len() {
+        if !mask[start] || region[start] != 0 {
+            continue;
+        }
+        next += 1;
+        region[start] = next;
+        let (mut stack, mut size) = (vec![start], 0);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (y, x) = (i / w, i % w);
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if mask[j] && region[j] == 0 {
+                        region[j] = next;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        if size > best_size {
+            (best, best_size) = (next, size);
+        }
+    }
+    region.iter().map(|&r| r == best && best != 0).collect()
 }
 
 /// The mask cropped to its bounding box and resampled to TEMPLATE x TEMPLATE.
