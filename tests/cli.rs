@@ -64,7 +64,8 @@ fn generate_uses_the_built_in_model_by_default() {
     std::fs::remove_file(out_png).ok();
 }
 
-/// `clipag shapes eval` writes its three files, one CSV line per painting.
+/// `clipag shapes eval` writes its files, one CSV line and one PNG per painting, and
+/// `clipag shapes judge` reads those PNGs as the evaluation read the paintings.
 #[test]
 fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
     let out_dir = temp_dir("eval");
@@ -95,5 +96,18 @@ fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
         let [painted, clean] = [13, 14].map(|i| fields[i].parse::<f32>().unwrap());
         assert!((-1.0..=1.0).contains(&painted) && clean > 0.5 && clean > painted, "{line}");
     }
+    let paintings = std::fs::read_dir(out_dir.join("paintings")).unwrap().count();
+    assert_eq!(paintings, 2 * 2);
+    let judged_dir = out_dir.join("judged");
+    let out = clipag(&["shapes", "judge", "--from", out_dir.to_str().unwrap(), "--out", judged_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let judged = std::fs::read_to_string(judged_dir.join("judged.csv")).unwrap();
+    // The same lines but the scores: what was asked, and what the judge reads in the PNGs.
+    let readings = |line: &str| line.split(',').take(13).collect::<Vec<_>>().join(",");
+    let mut expected: Vec<String> = lines.iter().map(|l| readings(l)).collect();
+    let mut got: Vec<String> = judged.lines().map(readings).collect();
+    expected[1..].sort();
+    got[1..].sort();
+    assert_eq!(got, expected);
     std::fs::remove_dir_all(out_dir).ok();
 }
