@@ -104,7 +104,8 @@ fn the_judge_reads_the_object_not_the_specks_of_its_colour() {
             picture.data[c * plane + y * 64 + x] = *v as f32 / 255.0;
         }
     }
-    assert_eq!(score(&scene, &Judge::new().judge(&picture)), [true; 5], "{:?}", Judge::new().judge(&picture));
+    let verdict = Judge::new().judge(&picture);
+    assert_eq!(score(&scene, &verdict), [true; 5], "{verdict:?}");
 }
 
 /// Training on a GPU (wgpu; lavapipe here, as in CI) takes the CPU's steps: each step's data

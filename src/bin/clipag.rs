@@ -550,7 +550,7 @@ async fn run(command: Command) -> Result<()> {
                 settings.size = model.image_size();
             }
             if let Some(dir) = &frames {
-                std::fs::create_dir_all(dir).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))?;
+                create_dir(dir)?;
             }
             generate(model, settings, frames.as_deref(), trace, &out).await?;
         }
@@ -611,7 +611,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
     use clipag::shapes::world::Scene;
     match command {
         ShapesCommand::Render { count, seed, held_out, out } => {
-            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            create_dir(&out)?;
             let mut rng = clipag::rng::Rng::new(seed);
             let mut captions = String::new();
             for i in 0..count {
@@ -664,18 +664,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             for entry in entries {
                 let path = entry.map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?.path();
                 let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
-                // p{prompt}-s{seed}-{model}, as `shapes eval` names them.
-                let parts: Vec<&str> = name.splitn(3, '-').collect();
-                let parsed = match parts[..] {
-                    [p, s, model] => p.strip_prefix('p').and_then(|p| p.parse().ok()).zip(s.strip_prefix('s').and_then(|s| s.parse().ok())).map(|(p, s)| (p, s, model.to_string())),
-                    _ => None,
-                };
-                let (prompt, seed, model) = parsed.ok_or_else(|| Error::Invalid(format!("{}: not a painting `shapes eval` wrote", path.display())))?;
+                let (prompt, seed, model) = eval::parse_painting_name(name).ok_or_else(|| Error::Invalid(format!("{}: not a painting `shapes eval` wrote", path.display())))?;
                 paintings.push((prompt, seed, model, Pixels::decode(&read_bytes(&path)?)?));
             }
             paintings.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
             let (table, csv) = eval::rejudge(&paintings);
-            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            create_dir(&out)?;
             write_file(&out.join("judged.md"), table.as_bytes())?;
             write_file(&out.join("judged.csv"), csv.as_bytes())?;
             println!("{} paintings\n\n{table}", paintings.len());
@@ -686,12 +680,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, decay, init_noise, colour_jitter, cutout, edge_padding, view_noise, fourier, smoothness, contrast, normalised_gradient, from_clean };
             let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
-            std::fs::create_dir_all(&out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+            create_dir(&out)?;
             write_file(&out.join("tables.md"), report.tables.as_bytes())?;
             write_file(&out.join("grid.png"), &report.grid.to_png()?)?;
             write_file(&out.join("pictures.csv"), report.pictures_csv.as_bytes())?;
             let folder = out.join("paintings");
-            std::fs::create_dir_all(&folder).map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?;
+            create_dir(&folder)?;
             for (name, picture) in &report.paintings {
                 write_file(&folder.join(format!("{name}.png")), &picture.to_png()?)?;
             }
@@ -801,6 +795,10 @@ async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

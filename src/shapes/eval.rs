@@ -260,7 +260,7 @@ pub struct Report {
     pub grid: Pixels,
     /// One line per painting: what was asked, what the judge read, and whether it matches.
     pub pictures_csv: String,
-    /// Every painting, named by its line in pictures.csv: `p{prompt}-s{seed}-{model}`.
+    /// Every painting, named by `painting_name`.
     pub paintings: Vec<(String, Pixels)>,
 }
 
@@ -287,7 +287,7 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
     let mut painted = [Tally::default(), Tally::default()];
     let mut grid_rows = Vec::new();
     let mut paintings = Vec::new();
-    let mut csv = format!("prompt,seed,model,{},{},score,clean score\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
+    let mut csv = format!("{},score,clean score\n", readings_header());
     let started = std::time::Instant::now();
     for (i, scene) in prompts.iter().enumerate() {
         let caption = scene.caption();
@@ -302,17 +302,11 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
             for (k, model) in [&plain, &robust].into_iter().enumerate() {
                 let (picture, painted_score) = run(model, scene_settings(scene, seed, &options.recipe)).await?;
                 let clean_score = clean_scores[k];
-                let verdict = judge.judge(&picture);
-                let right = score(scene, &verdict);
+                let name = ["plain", "robust"][k];
+                let (right, readings) = readings(scene, seed, name, &judge.judge(&picture));
                 painted[k].add(right);
-                let right = right.map(|r| if r { "1" } else { "0" });
-                csv += &format!(
-                    "\"{caption}\",{seed},{},{},{},{painted_score:.4},{clean_score:.4}\n",
-                    ["plain", "robust"][k],
-                    right.join(","),
-                    named(&verdict).join(",")
-                );
-                paintings.push((format!("p{i:03}-s{seed}-{}", ["plain", "robust"][k]), picture.clone()));
+                csv += &format!("{readings},{painted_score:.4},{clean_score:.4}\n");
+                paintings.push((painting_name(i, seed, name), picture.clone()));
                 row.push(picture);
             }
             if seed == options.first_seed && grid_rows.len() < options.grid_rows {
@@ -360,23 +354,49 @@ pub fn rejudge(paintings: &[(usize, u64, String, Pixels)]) -> (String, String) {
     let judge = Judge::new();
     let scenes = held_out_scenes(paintings.iter().map(|p| p.0 + 1).max().unwrap_or(0), PROMPTS_SEED);
     let mut tallies: Vec<(&str, Tally)> = Vec::new();
-    let mut csv = format!("prompt,seed,model,{},{}\n", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","));
+    let mut csv = readings_header() + "\n";
     for (i, seed, model, picture) in paintings {
-        let verdict = judge.judge(picture);
-        let right = score(&scenes[*i], &verdict);
-        match tallies.iter_mut().find(|(name, _)| name == model) {
-            Some((_, tally)) => tally.add(right),
-            None => {
-                let mut tally = Tally::default();
-                tally.add(right);
-                tallies.push((model, tally));
-            }
-        }
-        let right = right.map(|r| if r { "1" } else { "0" });
-        csv += &format!("\"{}\",{seed},{model},{},{}\n", scenes[*i].caption(), right.join(","), named(&verdict).join(","));
+        let (right, line) = readings(&scenes[*i], *seed, model, &judge.judge(picture));
+        csv += &line;
+        csv += "\n";
+        let k = tallies.iter().position(|(name, _)| name == model).unwrap_or_else(|| {
+            tallies.push((model, Tally::default()));
+            tallies.len() - 1
+        });
+        tallies[k].1.add(right);
     }
     let rows: Vec<(&str, &Tally)> = tallies.iter().map(|(name, tally)| (*name, tally)).collect();
     (table(&rows), csv)
+}
+
+/// The file name (without `.png`) `report`'s caller gives a painting: `p{prompt}-s{seed}-{model}`.
+pub fn painting_name(prompt: usize, seed: u64, model: &str) -> String {
+    format!("p{prompt:03}-s{seed}-{model}")
+}
+
+/// `painting_name`'s prompt index, seed and model, from a name it made.
+pub fn parse_painting_name(name: &str) -> Option<(usize, u64, String)> {
+    let mut parts = name.splitn(3, '-');
+    let prompt = parts.next()?.strip_prefix('p')?.parse().ok()?;
+    let seed = parts.next()?.strip_prefix('s')?.parse().ok()?;
+    Some((prompt, seed, parts.next()?.to_string()))
+}
+
+/// pictures.csv's first columns: what was asked, whether the judge read it, what it read.
+fn readings_header() -> String {
+    format!("prompt,seed,model,{},{}", ATTRIBUTES.join(","), ATTRIBUTES.map(|a| format!("judged {a}")).join(","))
+}
+
+/// Which attributes `verdict` gets right, and its line under `readings_header`.
+fn readings(scene: &Scene, seed: u64, model: &str, verdict: &Verdict) -> ([bool; 5], String) {
+    let right = score(scene, verdict);
+    let line = format!(
+        "\"{}\",{seed},{model},{},{}",
+        scene.caption(),
+        right.map(|r| if r { "1" } else { "0" }).join(","),
+        named(verdict).join(",")
+    );
+    (right, line)
 }
 
 /// The judge's reading in the world's words, in `ATTRIBUTES` order ("none" where it saw no object).
