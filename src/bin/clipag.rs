@@ -538,7 +538,7 @@ async fn run(command: Command) -> Result<()> {
             settings.smoothness = smoothness;
             settings.snapshot_every = frame_every;
             settings.init = match init {
-                Some(path) => Init::Image(Pixels::decode(&read_bytes(&path)?)?),
+                Some(path) => Init::Image(read_pixels(&path)?),
                 None => Init::Noise { candidates, amplitude: init_noise },
             };
             if fourier {
@@ -665,7 +665,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 let path = entry.map_err(|e| Error::Invalid(format!("{}: {e}", folder.display())))?.path();
                 let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
                 let (prompt, seed, model) = eval::parse_painting_name(name).ok_or_else(|| Error::Invalid(format!("{}: not a painting `shapes eval` wrote", path.display())))?;
-                paintings.push((prompt, seed, model, Pixels::decode(&read_bytes(&path)?)?));
+                paintings.push((prompt, seed, model, read_pixels(&path)?));
             }
             paintings.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
             let (table, csv) = eval::rejudge(&paintings);
@@ -805,9 +805,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 
+/// An image file's pixels; a file that is no image is named in the error.
+fn read_pixels(path: &Path) -> Result<Pixels> {
+    Pixels::decode(&read_bytes(path)?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
 fn read_image(path: &Path, size: usize) -> Result<Pixels> {
-    let bytes = read_bytes(path)?;
-    let pixels = Pixels::decode(&bytes)?;
+    let pixels = read_pixels(path)?;
     if pixels.height != size || pixels.width != size {
         eprintln!("note: the image is {}x{}; resized to the model's {size}x{size}", pixels.width, pixels.height);
     }
