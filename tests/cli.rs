@@ -64,6 +64,26 @@ fn generate_uses_the_built_in_model_by_default() {
     std::fs::remove_file(out_png).ok();
 }
 
+/// The built-in model knows only its world's words: the others are named, with the ones it knows.
+#[test]
+fn generate_names_the_words_the_model_does_not_know() {
+    let out_png = temp_dir("unknown-words").join("out.png");
+    let out = clipag(&[
+        "generate", "--backend", "cpu", "--prompt", "a red cat", "--negative", "the moon", "--steps", "1", "--views", "1",
+        "--patch-views", "0", "--candidates", "1", "--out", out_png.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for expected in ["does not know the word 'cat'", "does not know the word 'moon'", "the words it knows are: a, "] {
+        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
+    }
+    let out = clipag(&["tokenize", "--model", concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust"), "a red star", "a cat"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("does not know").count(), 1, "{stderr}");
+    std::fs::remove_file(out_png).ok();
+}
+
 /// `clipag shapes eval` writes its files, one CSV line and one PNG per painting, and
 /// `clipag shapes judge` reads those PNGs as the evaluation read the paintings.
 #[test]

@@ -67,3 +67,42 @@ fn absurdly_long_prompt_is_refused() {
     let error = tokenizer().encode(&text).unwrap_err().to_string();
     assert!(error.contains("at most"), "{error}");
 }
+
+/// The built-in Shapes model's own tokenizer file: a closed vocabulary of the world's words.
+fn shapes_tokenizer() -> Tokenizer {
+    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/tokenizer.json")).unwrap();
+    Tokenizer::from_json(&json, 16).unwrap()
+}
+
+#[test]
+fn words_outside_a_closed_vocabulary_are_named_once_each() {
+    let tokenizer = shapes_tokenizer();
+    let tokens = tokenizer.encode("a Red cat on the MOON, red cat").unwrap();
+    // As the model reads them: cleaned (lower-cased) as open_clip does; punctuation splits
+    // words, and is no word of the world either.
+    assert_eq!(tokens.unknown, ["cat", "moon", ","]);
+    assert!(tokenizer.encode("a small red star at the top left on a blue background").unwrap().unknown.is_empty());
+    let words = tokenizer.words().expect("a closed vocabulary lists its words");
+    assert!(words.contains(&"star".to_string()) && words.contains(&"background".to_string()), "{words:?}");
+    assert!(!words.iter().any(|w| w.starts_with('<')), "special tokens are no words: {words:?}");
+}
+
+#[test]
+fn notes_name_the_unknown_words_the_known_ones_and_a_cut_tail() {
+    let tokenizer = shapes_tokenizer();
+    assert!(tokenizer.notes("a red star").unwrap().is_empty());
+    let notes = tokenizer.notes("a red cat").unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("does not know the word 'cat'") && notes[0].contains("the words it knows are: a, "), "{notes:?}");
+    let notes = tokenizer.notes(&"red star ".repeat(20)).unwrap();
+    assert_eq!(notes, ["the text is longer than the model's 16 tokens; the rest was cut"]);
+}
+
+#[test]
+fn an_open_vocabulary_reads_every_word() {
+    // CLIP's byte-level BPE has no unknown token: any text is read, and nothing is listed.
+    let tokenizer = tokenizer();
+    assert!(tokenizer.encode("a cat on the moon, ✨ ẞ 😀").unwrap().unknown.is_empty());
+    assert!(tokenizer.words().is_none());
+    assert!(tokenizer.notes("a cat on the moon").unwrap().is_empty());
+}

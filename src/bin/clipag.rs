@@ -497,18 +497,17 @@ async fn run(command: Command) -> Result<()> {
             let files = folder::read(&model)?;
             let tokenizer = clipag::tokenizer::Tokenizer::from_json(&files.tokenizer, files.manifest.config.text.context_length)?;
             for text in texts {
-                let tokens = tokenizer.encode(&text)?;
-                if tokens.truncated {
-                    eprintln!("note: the text was cut to {} tokens", tokens.ids.len());
+                for note in tokenizer.notes(&text)? {
+                    eprintln!("note: {note}");
                 }
-                println!("{}", json(&tokens.ids));
+                println!("{}", json(&tokenizer.encode(&text)?.ids));
             }
         }
         Command::Embed { model, text, image } => {
             let model = load(&model).await?;
             let embedding = match (text, image) {
                 (Some(text), _) => {
-                    note_truncation(&model, &text)?;
+                    note_reading(&model, &text)?;
                     model.embed_text(&text).await?
                 }
                 (None, Some(path)) => model.embed_image(&read_image(&path, model.image_size())?).await?,
@@ -546,6 +545,9 @@ async fn run(command: Command) -> Result<()> {
             }
             settings.validate()?;
             let model = std::rc::Rc::new(load(&model).await?);
+            for prompt in settings.prompts.iter().chain(&settings.negatives) {
+                note_reading(&model, &prompt.text)?;
+            }
             if size.is_none() {
                 settings.size = model.image_size();
             }
@@ -558,7 +560,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench { arch, views, backend, warmup, steps } => bench(&arch, &views, &backend, warmup, steps).await?,
         Command::Grad { model, image, text, out } => {
             let model = load(&model).await?;
-            note_truncation(&model, &text)?;
+            note_reading(&model, &text)?;
             let pixels = read_image(&image, model.image_size())?;
             let result = model.pixel_gradient(&pixels, &text).await?;
             let size = model.image_size();
@@ -728,9 +730,10 @@ async fn open(backend: Backend) -> Result<device::Compute> {
     }
 }
 
-fn note_truncation(model: &Model, text: &str) -> Result<()> {
-    if model.tokenize(text)?.truncated {
-        eprintln!("note: the text is longer than the model's {} tokens; the rest was cut", model.manifest.config.text.context_length);
+/// Says on stderr what the model cannot read of a text: words it does not know, a tail past its context.
+fn note_reading(model: &Model, text: &str) -> Result<()> {
+    for note in model.tokenizer.notes(text)? {
+        eprintln!("note: {note}");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod vocab;
 
 use crate::{Error, Result};
+use tokenizers::models::ModelWrapper;
 
 pub const START_OF_TEXT: &str = "<|startoftext|>";
 pub const END_OF_TEXT: &str = "<|endoftext|>";
@@ -19,6 +20,10 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     context_length: usize,
     end: u32,
+    /// The token that stands for every word outside the vocabulary, where there is one: a
+    /// word-level vocabulary (the Shapes world's) has it; CLIP's byte-level BPE reads any
+    /// text and has none.
+    unknown: Option<(u32, String)>,
 }
 
 /// A tokenized prompt: start token, text tokens, end token.
@@ -27,6 +32,9 @@ pub struct Tokens {
     pub ids: Vec<u32>,
     /// Whether the text was longer than the context and its tail was dropped.
     pub truncated: bool,
+    /// The words of the text the vocabulary lacks (each read as the unknown token), in the
+    /// order they first appear, once each.
+    pub unknown: Vec<String>,
 }
 
 impl Tokenizer {
@@ -36,7 +44,50 @@ impl Tokenizer {
         let end = inner
             .token_to_id(END_OF_TEXT)
             .ok_or_else(|| Error::Invalid(format!("tokenizer.json has no {END_OF_TEXT} token")))?;
-        Ok(Self { inner, context_length, end })
+        let unknown_token = match inner.get_model() {
+            ModelWrapper::WordLevel(model) => Some(model.unk_token.clone()),
+            ModelWrapper::WordPiece(model) => Some(model.unk_token.clone()),
+            ModelWrapper::BPE(model) => model.unk_token.clone(),
+            // No converter here writes a Unigram model, and the crate keeps its unknown id private.
+            ModelWrapper::Unigram(_) => None,
+        };
+        let unknown = unknown_token.and_then(|token| Some((inner.token_to_id(&token)?, token)));
+        Ok(Self { inner, context_length, end, unknown })
+    }
+
+    /// What a person should know about how the model reads `text`, one sentence each: the
+    /// words it does not know (and, for a closed vocabulary, the ones it does) and a tail
+    /// past the context. Empty when it reads all of the text.
+    pub fn notes(&self, text: &str) -> Result<Vec<String>> {
+        let tokens = self.encode(text)?;
+        let mut notes = Vec::new();
+        if !tokens.unknown.is_empty() {
+            let quoted: Vec<String> = tokens.unknown.iter().map(|w| format!("'{w}'")).collect();
+            let mut note = match quoted.as_slice() {
+                [word] => format!("the model does not know the word {word} and reads it as an unknown word"),
+                words => format!("the model does not know the words {} and reads each as an unknown word", words.join(", ")),
+            };
+            if let Some(words) = self.words() {
+                note += &format!("; the words it knows are: {}", words.join(", "));
+            }
+            notes.push(note);
+        }
+        if tokens.truncated {
+            notes.push(format!("the text is longer than the model's {} tokens; the rest was cut", self.context_length));
+        }
+        Ok(notes)
+    }
+
+    /// The words the model knows, sorted, when its vocabulary is a closed list of words (the
+    /// Shapes world's); `None` for a vocabulary that reads any text, such as CLIP's BPE.
+    pub fn words(&self) -> Option<Vec<String>> {
+        let ModelWrapper::WordLevel(_) = self.inner.get_model() else { return None };
+        let special = |token: &str| {
+            token == START_OF_TEXT || token == END_OF_TEXT || self.unknown.as_ref().is_some_and(|(_, unk)| unk == token)
+        };
+        let mut words: Vec<String> = self.inner.get_vocab(false).into_keys().filter(|w| !special(w)).collect();
+        words.sort();
+        Some(words)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -57,12 +108,23 @@ impl Tokenizer {
             .inner
             .encode(cleaned.as_str(), true)
             .map_err(|e| Error::Invalid(format!("tokenizing failed: {e}")))?;
+        let mut unknown: Vec<String> = Vec::new();
+        if let Some((unknown_id, _)) = self.unknown {
+            let offsets = encoding.get_offsets();
+            for (_, &(start, end)) in encoding.get_ids().iter().zip(offsets).filter(|&(&id, _)| id == unknown_id) {
+                // Offsets are byte ranges of the text given to the tokenizer, the cleaned one.
+                let word = cleaned.get(start..end).unwrap_or_default().to_string();
+                if !unknown.contains(&word) {
+                    unknown.push(word);
+                }
+            }
+        }
         let mut ids = encoding.get_ids().to_vec();
         let truncated = ids.len() > self.context_length;
         if truncated {
             ids.truncate(self.context_length - 1);
             ids.push(self.end);
         }
-        Ok(Tokens { ids, truncated })
+        Ok(Tokens { ids, truncated, unknown })
     }
 }
