@@ -250,6 +250,14 @@ function offer(id, blob) {
   link.href = URL.createObjectURL(blob);
 }
 
+/** What a model cannot read of the prompt (unknown words, a tail past its context), under the prompt. */
+function showPromptNotes(label, notes) {
+  for (const note of notes) {
+    $('prompt-notes').append(Object.assign(document.createElement('p'), { textContent: `${label}: ${note}.` }));
+  }
+  $('prompt-notes').hidden = !$('prompt-notes').children.length;
+}
+
 function explain(error) {
   const message = error.message ?? String(error);
   if (error.kind === 'device-lost') {
@@ -280,6 +288,8 @@ async function generate() {
   plot.clear();
   $('snapshots').replaceChildren();
   setDownloadsEnabled(false);
+  $('prompt-notes').replaceChildren();
+  $('prompt-notes').hidden = true;
   $('run-b').hidden = ids.length < 2;
   document.body.dataset.compare = String(ids.length > 1);
   try {
@@ -296,6 +306,7 @@ async function generate() {
         caption: $(k ? 'caption-b' : 'caption-a'), series: plot.add(catalogue.get(id).name, colors[k]),
         frames: [new Uint8Array(started.rgba)], report: null,
       };
+      showPromptNotes(run.label, started.notes);
       draw(run.canvas, run.size, started.rgba);
       run.caption.textContent = `${run.label}: start, score ${started.score.toFixed(3)}`;
       plot.push(run.series, 0, started.score, 0);

@@ -4,7 +4,8 @@
 //
 // Requests (each with a numeric `id`, answered by a message with the same `id`):
 //   { type: 'load', name, files: { manifest, weights, tokenizer }, backend } -> { manifest, device }
-//   { type: 'start', model, request, startImage? }  -> { run, size, score, rgba }
+//   { type: 'start', model, request, startImage? }  -> { run, size, score, rgba, notes }
+//     (notes: what the model cannot read of the prompt and the negative prompt, sentences)
 //   { type: 'step', run }                           -> { report, rgba }
 //   { type: 'best', run }                           -> { png }
 //   { type: 'gif', frames, size, delay }            -> { gif }
@@ -44,7 +45,11 @@ const handlers = {
     const run = nextRun++;
     runs.set(run, generator);
     const rgba = generator.currentRgba();
-    return { run, size: generator.size, score: generator.currentScore, rgba, transfer: [rgba.buffer] };
+    const notes = [
+      ...loaded.readPrompt(request.prompt).notes,
+      ...(request.negative ? loaded.readPrompt(request.negative).notes.map((n) => `in the negative prompt, ${n}`) : []),
+    ];
+    return { run, size: generator.size, score: generator.currentScore, rgba, notes, transfer: [rgba.buffer] };
   },
   async step({ run }) {
     const generator = runs.get(run);

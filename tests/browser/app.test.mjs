@@ -62,6 +62,7 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
   assert.ok(order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1])), `states ${states}`);
   const frames = await page.evaluate(() => window.frames);
   assert.ok(new Set(frames).size >= 10, `${new Set(frames).size} distinct canvases over ${frames.length} steps`);
+  assert.equal(await page.isHidden('#prompt-notes'), true, 'every word of the prompt is one the model knows');
   const points = JSON.parse(await page.getAttribute('#plot', 'data-points'))[0];
   t.diagnostic(`scores ${points.map((p) => p[1].toFixed(4)).join(' ')}`);
   assert.equal(points.length, 13);
@@ -83,6 +84,15 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
   const gif = await download('download-gif');
   assert.equal(gif.bytes.subarray(0, 6).toString('latin1'), 'GIF89a');
   assert.match(page.url(), /prompt=a\+large\+yellow\+star/);
+});
+
+test('the page names the words the built-in model does not know, and the ones it does', async (t) => {
+  const page = await openPage(t, `?prompt=a+red+cat+on+the+moon&negative=a+blue+dog&steps=1&views=1&patchViews=0&candidates=1&autostart=1`, { mounts });
+  assert.equal(await waitForState(page, ['done', 'error'], 300_000), 'done', await page.textContent('#status'));
+  const notes = await page.$$eval('#prompt-notes p', (items) => items.map((i) => i.textContent));
+  assert.equal(notes.length, 2, notes.join('\n'));
+  assert.match(notes[0], /^Shapes.*does not know the words 'cat', 'moon' and reads each as an unknown word; the words it knows are: a, and, at, background, /);
+  assert.match(notes[1], /in the negative prompt, the model does not know the word 'dog'/);
 });
 
 test('pause holds the step, resume continues, stop ends with a picture', async (t) => {
