@@ -123,20 +123,11 @@ impl WebModel {
         Ok(self.model.tokenize(text).map_err(to_js)?.ids)
     }
 
-    /// How the model reads a prompt: `{ unknown, truncated, notes }`, the words it does not
-    /// know, whether a tail was cut, and a sentence for each that a person should read.
-    #[wasm_bindgen(js_name = readPrompt)]
-    pub fn read_prompt(&self, text: &str) -> Result<JsValue, JsValue> {
-        #[derive(serde::Serialize)]
-        struct Reading {
-            unknown: Vec<String>,
-            truncated: bool,
-            notes: Vec<String>,
-        }
-        let tokens = self.model.tokenize(text).map_err(to_js)?;
-        let notes = self.model.tokenizer.notes(text).map_err(to_js)?;
-        let reading = Reading { unknown: tokens.unknown, truncated: tokens.truncated, notes };
-        Ok(serde_wasm_bindgen::to_value(&reading)?)
+    /// What a person should know about how the model reads a prompt, one sentence each
+    /// (words it does not know, a tail past its context); empty when it reads all of it.
+    #[wasm_bindgen(js_name = promptNotes)]
+    pub fn prompt_notes(&self, text: &str) -> Result<Vec<String>, JsValue> {
+        Ok(self.model.tokenizer.notes(&self.model.tokenize(text).map_err(to_js)?))
     }
 
     /// Resolves to the text embedding (before normalisation), a Float32Array.

@@ -90,11 +90,11 @@ fn words_outside_a_closed_vocabulary_are_named_once_each() {
 #[test]
 fn notes_name_the_unknown_words_the_known_ones_and_a_cut_tail() {
     let tokenizer = shapes_tokenizer();
-    assert!(tokenizer.notes("a red star").unwrap().is_empty());
-    let notes = tokenizer.notes("a red cat").unwrap();
+    assert!(tokenizer.notes(&tokenizer.encode("a red star").unwrap()).is_empty());
+    let notes = tokenizer.notes(&tokenizer.encode("a red cat").unwrap());
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("does not know the word 'cat'") && notes[0].contains("the words it knows are: a, "), "{notes:?}");
-    let notes = tokenizer.notes(&"red star ".repeat(20)).unwrap();
+    let notes = tokenizer.notes(&tokenizer.encode(&"red star ".repeat(20)).unwrap());
     assert_eq!(notes, ["the text is longer than the model's 16 tokens; the rest was cut"]);
 }
 
@@ -104,5 +104,5 @@ fn an_open_vocabulary_reads_every_word() {
     let tokenizer = tokenizer();
     assert!(tokenizer.encode("a cat on the moon, ✨ ẞ 😀").unwrap().unknown.is_empty());
     assert!(tokenizer.words().is_none());
-    assert!(tokenizer.notes("a cat on the moon").unwrap().is_empty());
+    assert!(tokenizer.notes(&tokenizer.encode("a cat on the moon").unwrap()).is_empty());
 }

@@ -46,8 +46,8 @@ const handlers = {
     runs.set(run, generator);
     const rgba = generator.currentRgba();
     const notes = [
-      ...loaded.readPrompt(request.prompt).notes,
-      ...(request.negative ? loaded.readPrompt(request.negative).notes.map((n) => `in the negative prompt, ${n}`) : []),
+      ...loaded.promptNotes(request.prompt),
+      ...(request.negative ? loaded.promptNotes(request.negative).map((n) => `in the negative prompt, ${n}`) : []),
     ];
     return { run, size: generator.size, score: generator.currentScore, rgba, notes, transfer: [rgba.buffer] };
   },

@@ -497,10 +497,11 @@ async fn run(command: Command) -> Result<()> {
             let files = folder::read(&model)?;
             let tokenizer = clipag::tokenizer::Tokenizer::from_json(&files.tokenizer, files.manifest.config.text.context_length)?;
             for text in texts {
-                for note in tokenizer.notes(&text)? {
+                let tokens = tokenizer.encode(&text)?;
+                for note in tokenizer.notes(&tokens) {
                     eprintln!("note: {note}");
                 }
-                println!("{}", json(&tokenizer.encode(&text)?.ids));
+                println!("{}", json(&tokens.ids));
             }
         }
         Command::Embed { model, text, image } => {
@@ -732,7 +733,7 @@ async fn open(backend: Backend) -> Result<device::Compute> {
 
 /// Says on stderr what the model cannot read of a text: words it does not know, a tail past its context.
 fn note_reading(model: &Model, text: &str) -> Result<()> {
-    for note in model.tokenizer.notes(text)? {
+    for note in model.tokenizer.notes(&model.tokenize(text)?) {
         eprintln!("note: {note}");
     }
     Ok(())

@@ -20,10 +20,10 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     context_length: usize,
     end: u32,
-    /// The token that stands for every word outside the vocabulary, where there is one: a
+    /// The id that stands for every word outside the vocabulary, where there is one: a
     /// word-level vocabulary (the Shapes world's) has it; CLIP's byte-level BPE reads any
     /// text and has none.
-    unknown: Option<(u32, String)>,
+    unknown: Option<u32>,
 }
 
 /// A tokenized prompt: start token, text tokens, end token.
@@ -51,15 +51,14 @@ impl Tokenizer {
             // No converter here writes a Unigram model, and the crate keeps its unknown id private.
             ModelWrapper::Unigram(_) => None,
         };
-        let unknown = unknown_token.and_then(|token| Some((inner.token_to_id(&token)?, token)));
+        let unknown = unknown_token.and_then(|token| inner.token_to_id(&token));
         Ok(Self { inner, context_length, end, unknown })
     }
 
-    /// What a person should know about how the model reads `text`, one sentence each: the
-    /// words it does not know (and, for a closed vocabulary, the ones it does) and a tail
-    /// past the context. Empty when it reads all of the text.
-    pub fn notes(&self, text: &str) -> Result<Vec<String>> {
-        let tokens = self.encode(text)?;
+    /// What a person should know about how the model read a text (`tokens`, from `encode`),
+    /// one sentence each: the words it does not know (and, for a closed vocabulary, the ones
+    /// it does) and a tail past the context. Empty when it read all of the text.
+    pub fn notes(&self, tokens: &Tokens) -> Vec<String> {
         let mut notes = Vec::new();
         if !tokens.unknown.is_empty() {
             let quoted: Vec<String> = tokens.unknown.iter().map(|w| format!("'{w}'")).collect();
@@ -75,16 +74,14 @@ impl Tokenizer {
         if tokens.truncated {
             notes.push(format!("the text is longer than the model's {} tokens; the rest was cut", self.context_length));
         }
-        Ok(notes)
+        notes
     }
 
     /// The words the model knows, sorted, when its vocabulary is a closed list of words (the
     /// Shapes world's); `None` for a vocabulary that reads any text, such as CLIP's BPE.
     pub fn words(&self) -> Option<Vec<String>> {
-        let ModelWrapper::WordLevel(_) = self.inner.get_model() else { return None };
-        let special = |token: &str| {
-            token == START_OF_TEXT || token == END_OF_TEXT || self.unknown.as_ref().is_some_and(|(_, unk)| unk == token)
-        };
+        let ModelWrapper::WordLevel(model) = self.inner.get_model() else { return None };
+        let special = |token: &str| token == START_OF_TEXT || token == END_OF_TEXT || token == model.unk_token;
         let mut words: Vec<String> = self.inner.get_vocab(false).into_keys().filter(|w| !special(w)).collect();
         words.sort();
         Some(words)
@@ -109,7 +106,7 @@ impl Tokenizer {
             .encode(cleaned.as_str(), true)
             .map_err(|e| Error::Invalid(format!("tokenizing failed: {e}")))?;
         let mut unknown: Vec<String> = Vec::new();
-        if let Some((unknown_id, _)) = self.unknown {
+        if let Some(unknown_id) = self.unknown {
             let offsets = encoding.get_offsets();
             for (_, &(start, end)) in encoding.get_ids().iter().zip(offsets).filter(|&(&id, _)| id == unknown_id) {
                 // Offsets are byte ranges of the text given to the tokenizer, the cleaned one.
