@@ -16,7 +16,7 @@ use clipag::weights::{convert, folder, torch};
 use common::*;
 
 fn options(quantization: Quantization) -> convert::Options {
-    convert::Options { quantization, quick_gelu: false, config: None, name: None, license: None }
+    convert::Options { quantization, quick_gelu: false, config: None, name: None, license: None, tokenizer: None }
 }
 
 fn read_open_clip_fixture() -> TensorMap {
@@ -152,6 +152,44 @@ fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
     assert!(result.grad.iter().all(|g| g.is_finite()) && result.grad.iter().any(|g| *g != 0.0));
     eprintln!(
         "ViT-B/32: f32 checkpoint {:.0} MB (written in {written:.1?}), q8 folder {:.0} MB = {:.1}% (converted in {converted:.1?}); \
+         loaded on the CPU in {loaded:.1?}; one forward+backward {step:.1?}",
+        f32_bytes as f64 / 1e6, q8_bytes as f64 / 1e6, 100.0 * ratio
+    );
+}
+
+#[test]
+fn rn50_in_the_clipag_layout_converts_small_and_runs() {
+    let dir = temp_dir("rn50");
+    let config = ClipConfig::rn50();
+    let t = Instant::now();
+    let tensors = RandomWeights::tensors(&config, 7).unwrap();
+    let pt = dir.join("RN50_random.pt");
+    torch::write_clipag_layout(std::io::BufWriter::new(std::fs::File::create(&pt).unwrap()), &tensors, "random").unwrap();
+    drop(tensors);
+    let written = t.elapsed();
+
+    let t = Instant::now();
+    let out = dir.join("q8");
+    let manifest = convert::convert(&pt, &out, &options(Quantization::Q8)).unwrap();
+    let converted = t.elapsed();
+    assert_eq!(manifest.config, config, "the ModifiedResNet is read off the tensor names and shapes");
+    let f32_bytes = std::fs::metadata(&pt).unwrap().len();
+    let q8_bytes = manifest.files.values().map(|f| f.bytes).sum::<u64>();
+    let ratio = q8_bytes as f64 / f32_bytes as f64;
+    assert!(ratio <= 0.30, "q8 is {ratio:.3} of f32");
+
+    let t = Instant::now();
+    let device = burn::tensor::Device::flex().autodiff();
+    let model = Model::load(&folder::read(&out).unwrap(), &device).unwrap();
+    let loaded = t.elapsed();
+    let image = Pixels::new(224, 224, (0..3 * 224 * 224).map(|i| ((i % 997) as f32) / 997.0).collect()).unwrap();
+    let t = Instant::now();
+    let result = pollster::block_on(model.pixel_gradient(&image, "a photo of a cat")).unwrap();
+    let step = t.elapsed();
+    assert!(result.cosine.is_finite());
+    assert!(result.grad.iter().all(|g| g.is_finite()) && result.grad.iter().any(|g| *g != 0.0));
+    eprintln!(
+        "RN50: f32 checkpoint {:.0} MB (written in {written:.1?}), q8 folder {:.0} MB = {:.1}% (converted in {converted:.1?}); \
          loaded on the CPU in {loaded:.1?}; one forward+backward {step:.1?}",
         f32_bytes as f64 / 1e6, q8_bytes as f64 / 1e6, 100.0 * ratio
     );

@@ -102,6 +102,10 @@ enum Command {
         /// An open_clip config (open_clip_config.json) for a checkpoint without one beside it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A tokenizer.json to ship instead of CLIP's, for a model trained on its own
+        /// vocabulary (e.g. models/shapes-robust/tokenizer.json, the Shapes world's words).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
     },
     /// Interpolate two models of one architecture, tensor by tensor: (1 - T) * A + T * B
     /// (two fine-tunings of one pre-training, such as the Shapes twins).
@@ -305,6 +309,17 @@ enum ShapesCommand {
         /// of 32 (heads 32 wide, MLPs four times as wide; default 0: the shipped 128).
         #[arg(long, default_value_t = 0)]
         vision_width: usize,
+        /// Pre-train open_clip's ModifiedResNet as the image tower instead of the ViT, with
+        /// these four stage depths (e.g. 1,1,1,1), --resnet-width and --image-size.
+        #[arg(long, value_delimiter = ',')]
+        resnet: Option<Vec<usize>>,
+        /// The ResNet's width (its stem's channels; the attention pool is 32 times as wide,
+        /// in heads 64 wide, open_clip's default).
+        #[arg(long, default_value_t = 16)]
+        resnet_width: usize,
+        /// The ResNet's image size, a multiple of 32 (the world is drawn at it).
+        #[arg(long, default_value_t = 96)]
+        image_size: usize,
         /// Factor on the pre-trained patch embedding and the patches' positional embeddings
         /// when a twin starts from the pre-training; the tower computes the same (ln_pre
         /// normalises each token), but they then learn 1/factor times faster (default 1).
@@ -344,6 +359,31 @@ enum ShapesCommand {
         /// Where to train: `cpu` (burn-flex, the shipped twins), `gpu` (wgpu) or `auto`.
         #[arg(long, default_value = "cpu")]
         backend: Backend,
+    },
+    /// Write training batches as `train` draws them (pictures, captions' token ids, which
+    /// caption fits which picture) to stdout, for a trainer outside this program
+    /// (tools/shapes_torch.py); docs/formats.md describes the stream.
+    Batches {
+        #[arg(long, default_value_t = train::Plan::default().seed)]
+        seed: u64,
+        #[arg(long, default_value_t = train::Plan::default().batch)]
+        batch: usize,
+        /// Side of the pictures in pixels (the model's image size).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// The first step written.
+        #[arg(long, default_value_t = 0)]
+        from: usize,
+        /// The step after the last one written.
+        #[arg(long)]
+        to: usize,
+        #[arg(long, default_value_t = 0)]
+        shades: u8,
+        #[arg(long)]
+        minimal_pairs: bool,
+        /// Steps drawn at once, each on its own thread.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
     },
     /// Attack a model (`--attack`, `--epsilon`, `--attack-steps`, `--noise` as in `train`)
     /// on a batch of fresh scenes and print the image-to-caption loss, clean and attacked,
@@ -460,8 +500,8 @@ async fn run(command: Command) -> Result<()> {
             let report = check::run(&compute.device, &compute.info).await?;
             println!("{}", json(&report));
         }
-        Command::Convert { src, out, quant, quick_gelu, name, license, config } => {
-            let options = convert::Options { quantization: quant, quick_gelu, config, name, license };
+        Command::Convert { src, out, quant, quick_gelu, name, license, config, tokenizer } => {
+            let options = convert::Options { quantization: quant, quick_gelu, config, name, license, tokenizer };
             let manifest = convert::convert(&src, &out, &options)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             eprintln!("wrote {} ({:?}, {:.1} MB)", out.display(), manifest.quantization, bytes as f64 / 1e6);
@@ -624,7 +664,8 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             }
             write_file(&out.join("captions.txt"), captions.as_bytes())?;
         }
-        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, patch_scale, patch_low_pass, position_scale, align_steps, painted_negatives, painting_steps, painting_views, twins, checkpoint_every, backend } => {
+        ShapesCommand::Train { out, checkpoints, seed, batch, lr, pretrain_steps, finetune_steps, attack, clean_share, minimal_pairs, shades, objective, deeper_vision, wider_vision_mlp, vision_width, resnet, resnet_width, image_size, patch_scale, patch_low_pass, position_scale, align_steps, painted_negatives, painting_steps, painting_views, twins, checkpoint_every, backend } => {
+            let resnet = resnet.map(|layers| clipag::model::ResNetConfig { image_size, layers, width: resnet_width, heads: resnet_width * 32 / 64 });
             let mut plan = attack.apply(train::Plan {
                 seed,
                 batch,
@@ -638,6 +679,7 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
                 deeper_vision,
                 wider_vision_mlp,
                 vision_width,
+                resnet,
                 patch_scale,
                 patch_low_pass,
                 position_scale,
@@ -652,6 +694,16 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             // Opened once every option is known good.
             plan.device = open(backend).await?.device;
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
+        }
+        ShapesCommand::Batches { seed, batch, size, from, to, shades, minimal_pairs, threads } => {
+            let stream = clipag::shapes::batches::Stream {
+                plan: train::Plan { seed, batch, shades, minimal_pairs, ..train::Plan::default() },
+                size,
+                from,
+                to,
+            };
+            let tokenizer = clipag::tokenizer::Tokenizer::from_json(&train::tokenizer_json()?, train::config().text.context_length)?;
+            stream.write(&tokenizer, threads, &mut std::io::BufWriter::new(std::io::stdout().lock()))?;
         }
         ShapesCommand::Attack { model, attack, batch, seed } => {
             let plan = attack.apply(train::Plan::default())?;

@@ -8,9 +8,11 @@ use std::rc::Rc;
 
 use burn::module::{Param, ParamId};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
+
+use super::resnet::ConvBn;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::weights::tensors::HostTensor;
+use crate::weights::tensors::{HostTensor, TensorMap};
 use crate::{Error, Result};
 
 /// Where weights come from: a source yields each tensor, by full open_clip name, once.
@@ -30,12 +32,24 @@ pub struct ParamOrigin {
     pub shape: Vec<usize>,
 }
 
+/// What a trainable model was built from: each parameter's origin, and the open_clip
+/// tensors that no parameter holds but an export must write (a folded batch norm's, which
+/// export as the identity).
+#[derive(Debug, Default)]
+pub struct Origins {
+    pub params: Vec<ParamOrigin>,
+    pub constants: TensorMap,
+}
+
+/// PyTorch's `BatchNorm2d` epsilon, which open_clip's ModifiedResNet keeps.
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+
 pub struct Loader<'a> {
     source: &'a mut dyn WeightSource,
     device: &'a Device,
     prefix: String,
     /// Set for training: parameters require gradients and their origins are recorded.
-    origins: Option<Rc<RefCell<Vec<ParamOrigin>>>>,
+    origins: Option<Rc<RefCell<Origins>>>,
 }
 
 impl<'a> Loader<'a> {
@@ -45,7 +59,7 @@ impl<'a> Loader<'a> {
     }
 
     /// Weights to train: they require gradients, and `origins` learns where each came from.
-    pub fn trainable(source: &'a mut dyn WeightSource, device: &'a Device, origins: Rc<RefCell<Vec<ParamOrigin>>>) -> Self {
+    pub fn trainable(source: &'a mut dyn WeightSource, device: &'a Device, origins: Rc<RefCell<Origins>>) -> Self {
         Self { source, device, prefix: String::new(), origins: Some(origins) }
     }
 
@@ -90,7 +104,7 @@ impl<'a> Loader<'a> {
         let data = TensorData::new(tensor.data, tensor.shape);
         let param = Param::from_data(data, self.device).set_require_grad(self.origins.is_some());
         if let Some(origins) = &self.origins {
-            origins.borrow_mut().push(ParamOrigin {
+            origins.borrow_mut().params.push(ParamOrigin {
                 id: param.id,
                 name: format!("{}{name}", self.prefix),
                 transposed,
@@ -114,6 +128,47 @@ impl<'a> Loader<'a> {
     pub fn projection(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         let weight = self.host(name, &[d_in, d_out])?;
         Ok(Linear { weight: self.upload(name, weight, false, &[d_in, d_out]), bias: None })
+    }
+
+    /// A bias-free convolution `conv` (`shape` `[out, in, kh, kw]`) and the batch norm `bn`
+    /// after it, in inference form (running statistics), folded into one convolution:
+    /// weights times `gamma / sqrt(var + eps)` per output channel, bias `beta - mean` times
+    /// that. A trained fold exports as the convolution and an identity batch norm.
+    pub fn conv_bn(&mut self, conv: &str, bn: &str, shape: [usize; 4], stride: usize, padding: usize) -> Result<ConvBn> {
+        let weight_name = format!("{conv}.weight");
+        let mut weight = self.host(&weight_name, &shape)?;
+        let out = shape[0];
+        let mut norm = self.at(bn);
+        let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"].map(|n| norm.host(n, &[out]));
+        let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
+        if let Some(bad) = var.data.iter().position(|v| *v < 0.0) {
+            return Err(Error::Invalid(format!("weights: '{}{bn}.running_var' is negative at element {bad}", self.prefix)));
+        }
+        let mut bias = vec![0.0f32; out];
+        for (o, row) in weight.data.chunks_mut(shape[1] * shape[2] * shape[3]).enumerate() {
+            let scale = gamma.data[o] as f64 / (var.data[o] as f64 + BATCH_NORM_EPS).sqrt();
+            row.iter_mut().for_each(|v| *v = (*v as f64 * scale) as f32);
+            bias[o] = (beta.data[o] as f64 - mean.data[o] as f64 * scale) as f32;
+        }
+        let bias = norm.upload("bias", HostTensor::new(vec![out], bias), false, &[out]);
+        norm.constants([
+            ("weight", 1.0),
+            ("running_mean", 0.0),
+            ("running_var", (1.0 - BATCH_NORM_EPS) as f32),
+        ]
+        .map(|(name, value)| (name, HostTensor::new(vec![out], vec![value; out]))));
+        let weight = self.upload(&weight_name, weight, false, &shape);
+        Ok(ConvBn::new(weight, bias, stride, padding))
+    }
+
+    /// Records tensors an export writes beside the parameters (training only).
+    fn constants<const N: usize>(&self, tensors: [(&str, HostTensor); N]) {
+        if let Some(origins) = &self.origins {
+            let mut origins = origins.borrow_mut();
+            for (name, tensor) in tensors {
+                origins.constants.insert(format!("{}{name}", self.prefix), tensor);
+            }
+        }
     }
 
     pub fn layer_norm(&mut self, width: usize) -> Result<LayerNorm> {

@@ -1,8 +1,10 @@
-//! CLIP, both towers, as open_clip builds them; generic over the config (ViT-B/32, the
-//! fixtures' tiny models, the project's own).
+//! CLIP, both towers, as open_clip builds them; generic over the config (ViT-B/32, RN50,
+//! the fixtures' tiny models, the project's own). The image tower is a vision transformer
+//! (`vision`) or the ModifiedResNet (`resnet`), as the config says.
 
 pub mod config;
 pub mod loader;
+mod resnet;
 mod text;
 mod transformer;
 mod vision;
@@ -10,8 +12,9 @@ mod vision;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-pub use config::{ClipConfig, TextConfig, VisionConfig};
-pub use loader::{Loader, ParamOrigin, WeightSource};
+pub use config::{ClipConfig, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig};
+pub use loader::{Loader, Origins, ParamOrigin, WeightSource};
+use resnet::ModifiedResNet;
 use text::TextTransformer;
 use vision::VisionTransformer;
 
@@ -21,9 +24,32 @@ use crate::{Error, Result};
 pub const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 pub const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
+/// The image tower the config names.
+#[derive(Module, Debug)]
+enum ImageTower {
+    Transformer(VisionTransformer),
+    ResNet(ModifiedResNet),
+}
+
+impl ImageTower {
+    fn load(w: &mut Loader, config: &ClipConfig) -> Result<Self> {
+        Ok(match &config.vision {
+            VisionConfig::Transformer(v) => ImageTower::Transformer(VisionTransformer::load(w, v, config)?),
+            VisionConfig::ResNet(r) => ImageTower::ResNet(ModifiedResNet::load(w, r, config)?),
+        })
+    }
+
+    fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        match self {
+            ImageTower::Transformer(tower) => tower.forward(pixels),
+            ImageTower::ResNet(tower) => tower.forward(pixels),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Clip {
-    visual: VisionTransformer,
+    visual: ImageTower,
     text: TextTransformer,
     image_size: usize,
     context_length: usize,
@@ -44,17 +70,17 @@ impl Clip {
     fn build(config: &ClipConfig, w: &mut Loader) -> Result<Self> {
         config.validate()?;
         Ok(Self {
-            visual: VisionTransformer::load(&mut w.at("visual"), config)?,
+            visual: ImageTower::load(&mut w.at("visual"), config)?,
             text: TextTransformer::load(w, config)?,
-            image_size: config.vision.image_size,
+            image_size: config.vision.image_size(),
             context_length: config.text.context_length,
         })
     }
 
     /// Builds a model to train: its parameters require gradients, and the returned origins
     /// say which open_clip tensor each came from (for `export`).
-    pub fn trainable(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<(Self, Vec<ParamOrigin>)> {
-        let origins = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    pub fn trainable(config: &ClipConfig, source: &mut dyn WeightSource, device: &Device) -> Result<(Self, Origins)> {
+        let origins = std::rc::Rc::new(std::cell::RefCell::new(Origins::default()));
         let mut w = Loader::trainable(source, device, origins.clone());
         let clip = Self::build(config, &mut w)?;
         drop(w);
@@ -64,7 +90,7 @@ impl Clip {
 
     /// The weights under open_clip's names, in open_clip's layouts (reads every parameter
     /// back synchronously: for native training tools).
-    pub fn export(&self, origins: &[ParamOrigin]) -> Result<crate::weights::tensors::TensorMap> {
+    pub fn export(&self, origins: &Origins) -> Result<crate::weights::tensors::TensorMap> {
         struct Collect<'a> {
             origins: std::collections::HashMap<burn::module::ParamId, &'a ParamOrigin>,
             out: crate::weights::tensors::TensorMap,
@@ -89,8 +115,8 @@ impl Clip {
             }
         }
         let mut collect = Collect {
-            origins: origins.iter().map(|o| (o.id, o)).collect(),
-            out: Default::default(),
+            origins: origins.params.iter().map(|o| (o.id, o)).collect(),
+            out: origins.constants.clone(),
             failed: None,
         };
         self.visit(&mut collect);

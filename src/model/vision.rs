@@ -7,7 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
 
-use super::config::ClipConfig;
+use super::config::{ClipConfig, VisionTransformerConfig};
 use super::loader::Loader;
 use super::transformer::ResidualAttentionBlock;
 use crate::Result;
@@ -25,8 +25,7 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
-    pub fn load(w: &mut Loader, config: &ClipConfig) -> Result<Self> {
-        let v = &config.vision;
+    pub fn load(w: &mut Loader, v: &VisionTransformerConfig, config: &ClipConfig) -> Result<Self> {
         let p = v.patch_size;
         let patch_len = 3 * p * p;
         // conv1.weight [width, 3, p, p] read row by row is [width, 3*p*p] in (channel, y, x)
@@ -34,7 +33,7 @@ impl VisionTransformer {
         let conv = w.host("conv1.weight", &[v.width, 3, p, p])?;
         let flat = crate::weights::tensors::HostTensor::new(vec![v.width, patch_len], conv.data);
         let patch_embedding = Linear { weight: w.upload("conv1.weight", flat.transposed(), true, &[v.width, 3, p, p]), bias: None };
-        let tokens = config.grid() * config.grid() + 1;
+        let tokens = v.grid() * v.grid() + 1;
         let mut blocks = Vec::with_capacity(v.layers);
         for i in 0..v.layers {
             let mut at = w.at(&format!("transformer.resblocks.{i}"));

@@ -13,7 +13,7 @@ use crate::generate::augment::Views;
 use crate::generate::objective;
 use crate::generate::optimise::{AdamW, clip_grad_norm, threshold};
 use crate::generate::param::low_frequency_noise;
-use crate::model::{Clip, ClipConfig, ParamOrigin, TextConfig, VisionConfig, WeightSource};
+use crate::model::{Clip, ClipConfig, Origins, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig, WeightSource};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
 use crate::weights::folder::{self, Description};
@@ -29,27 +29,42 @@ pub fn config() -> ClipConfig {
     let vocab_size = vocabulary().len() + 3;
     ClipConfig {
         embed_dim: 64,
-        vision: VisionConfig { image_size: 64, patch_size: 8, width: 128, layers: 4, heads: 4, mlp_width: 512 },
+        vision: VisionConfig::Transformer(vit()),
         text: TextConfig { context_length: 16, vocab_size, width: 128, layers: 3, heads: 4, mlp_width: 512 },
         quick_gelu: false,
     }
 }
 
-/// The Shapes architecture with an image tower whose residual stream is `width` wide (0:
-/// the shipped 128), its MLPs four times that and its heads 32 wide, as the shipped tower's.
-/// The width is chosen before pre-training: unlike depth or MLP width (`Grown`), a trained
-/// residual stream cannot widen and compute what it did.
-pub fn config_with_vision_width(width: usize) -> Result<ClipConfig> {
+/// The shipped Shapes ViT.
+fn vit() -> VisionTransformerConfig {
+    VisionTransformerConfig { image_size: 64, patch_size: 8, width: 128, layers: 4, heads: 4, mlp_width: 512 }
+}
+
+/// The architecture a fresh run of `plan` pre-trains: the Shapes text tower beside the
+/// plan's ModifiedResNet (`plan.resnet`), or beside the Shapes ViT with an image tower
+/// whose residual stream is `plan.vision_width` wide (0: the shipped 128), its MLPs four
+/// times that and its heads 32 wide, as the shipped tower's. The width is chosen before
+/// pre-training: unlike depth or MLP width (`Grown`), a trained residual stream cannot
+/// widen and compute what it did.
+pub fn config_for(plan: &Plan) -> Result<ClipConfig> {
     let mut config = config();
-    // The shipped tower's proportions, derived rather than restated: heads 32 wide, MLPs 4 x.
-    let (head_width, mlp_ratio) = (config.vision.width / config.vision.heads, config.vision.mlp_width / config.vision.width);
-    if width > 0 {
-        if width % head_width != 0 {
-            return Err(Error::Invalid(format!(
-                "the vision width (--vision-width) must be a multiple of {head_width}, the heads' width, not {width}"
-            )));
+    let width = plan.vision_width;
+    match &plan.resnet {
+        Some(_) if width > 0 => return Err(Error::Invalid("--vision-width is the ViT's: a ResNet's width is --resnet-width".into())),
+        Some(resnet) => config.vision = VisionConfig::ResNet(resnet.clone()),
+        None if width > 0 => {
+            // The shipped tower's proportions, derived rather than restated: heads 32 wide, MLPs 4 x.
+            let shipped = vit();
+            let (head_width, mlp_ratio) = (shipped.width / shipped.heads, shipped.mlp_width / shipped.width);
+            if width % head_width != 0 {
+                return Err(Error::Invalid(format!(
+                    "the vision width (--vision-width) must be a multiple of {head_width}, the heads' width, not {width}"
+                )));
+            }
+            let vision = VisionTransformerConfig { width, heads: width / head_width, mlp_width: mlp_ratio * width, ..shipped };
+            config.vision = VisionConfig::Transformer(vision);
         }
-        config.vision = VisionConfig { width, heads: width / head_width, mlp_width: mlp_ratio * width, ..config.vision };
+        None => {}
     }
     config.validate()?;
     Ok(config)
@@ -105,9 +120,13 @@ pub struct Plan {
     /// `Grown`); 0, or the pre-training's own width, keeps the architecture.
     pub wider_vision_mlp: usize,
     /// The image tower's residual-stream width for pre-training from scratch
-    /// (`config_with_vision_width`; 0: the shipped 128). A run that resumes or starts a twin
+    /// (`config_for`; 0: the shipped 128). A run that resumes or starts a twin
     /// reads the width from its checkpoint.
     pub vision_width: usize,
+    /// Pre-train open_clip's ModifiedResNet of this shape as the image tower instead of
+    /// the ViT (its batch norm folded into its convolutions, which then train with a bias:
+    /// `Loader::conv_bn`). The growth and rescaling options are the ViT's.
+    pub resnet: Option<ResNetConfig>,
     /// Factor on the patch embedding (`conv1`) and the patches' positional embeddings when
     /// a twin starts from the pre-training (see `Grown`); 1 leaves them. `ln_pre`
     /// normalises each patch token, so the tower computes what it did, but AdamW's steps
@@ -202,6 +221,7 @@ impl Default for Plan {
             deeper_vision: 0,
             wider_vision_mlp: 0,
             vision_width: 0,
+            resnet: None,
             patch_scale: 1.0,
             patch_low_pass: 0,
             position_scale: 1.0,
@@ -352,7 +372,7 @@ pub struct Trainer {
     tokenizer_json: Vec<u8>,
     device: Device,
     model: Clip,
-    origins: Vec<ParamOrigin>,
+    origins: Origins,
     optimizer: burn::optim::ModuleOptimizer,
     /// The pre-trained model, frozen: FARE's reference.
     reference: Option<Clip>,
@@ -365,7 +385,7 @@ impl Trainer {
     /// A fresh model (random weights from the plan's seed).
     pub fn new(plan: Plan) -> Result<Self> {
         let tokenizer_json = tokenizer_json()?;
-        let config = config_with_vision_width(plan.vision_width)?;
+        let config = config_for(&plan)?;
         let device = plan.device.clone();
         let (model, origins) = Clip::trainable(&config, &mut RandomWeights::new(plan.seed), &device)?;
         Self::with_model(plan, config, tokenizer_json, device, model, origins, 0)
@@ -412,32 +432,47 @@ impl Trainer {
         }
         let files = folder::read(dir)?;
         let mut config = files.manifest.config.clone();
-        let stored = config.vision.clone();
-        if plan.vision_width > 0 && plan.vision_width != stored.width {
-            return Err(Error::Invalid(format!(
-                "{} holds an image tower {} wide, not the {} asked for (--vision-width): a residual stream cannot change width after pre-training",
-                dir.display(),
-                stored.width,
-                plan.vision_width
-            )));
-        }
-        config.vision.layers += added_vision_blocks;
-        if mlp_width > 0 {
-            if mlp_width < stored.mlp_width {
-                return Err(Error::Invalid(format!(
-                    "the vision MLPs can grow, not shrink: {mlp_width} is narrower than the pre-training's {}",
-                    stored.mlp_width
-                )));
+        let stored = match &mut config.vision {
+            VisionConfig::Transformer(vision) => {
+                let stored = vision.clone();
+                if plan.vision_width > 0 && plan.vision_width != stored.width {
+                    return Err(Error::Invalid(format!(
+                        "{} holds an image tower {} wide, not the {} asked for (--vision-width): a residual stream cannot change width after pre-training",
+                        dir.display(),
+                        stored.width,
+                        plan.vision_width
+                    )));
+                }
+                vision.layers += added_vision_blocks;
+                if mlp_width > 0 {
+                    if mlp_width < stored.mlp_width {
+                        return Err(Error::Invalid(format!(
+                            "the vision MLPs can grow, not shrink: {mlp_width} is narrower than the pre-training's {}",
+                            stored.mlp_width
+                        )));
+                    }
+                    vision.mlp_width = mlp_width;
+                }
+                Some(stored)
             }
-            config.vision.mlp_width = mlp_width;
-        }
+            VisionConfig::ResNet(_) => {
+                let grows = added_vision_blocks > 0 || mlp_width > 0 || patch_low_pass > 0 || plan.vision_width > 0;
+                if grows || patch_scale != 1.0 || position_scale != 1.0 {
+                    return Err(Error::Invalid(format!(
+                        "{} holds a ModifiedResNet: growing, widening and rescaling a tower are the ViT's options",
+                        dir.display()
+                    )));
+                }
+                None
+            }
+        };
         config.validate()?;
         let device = plan.device.clone();
         let inner = crate::weights::StoredWeights::parse(&files.weights)?;
         let mut weights = Grown {
             inner,
-            layers: stored.layers,
-            mlp_width: stored.mlp_width,
+            layers: stored.as_ref().map_or(0, |v| v.layers),
+            mlp_width: stored.as_ref().map_or(0, |v| v.mlp_width),
             patch_scale,
             position_scale,
             patch_low_pass,
@@ -453,7 +488,7 @@ impl Trainer {
         tokenizer_json: Vec<u8>,
         device: Device,
         model: Clip,
-        origins: Vec<ParamOrigin>,
+        origins: Origins,
         step: usize,
     ) -> Result<Self> {
         let tokenizer = Tokenizer::from_json(&tokenizer_json, config.text.context_length)?;
@@ -493,9 +528,7 @@ impl Trainer {
 
     /// One training step; returns its loss.
     pub fn step(&mut self) -> Result<f32> {
-        // Each step's data depends only on the seed and the step: a resumed run sees the
-        // same data it would have seen.
-        let mut rng = Rng::new(self.plan.seed ^ (self.step as u64).wrapping_mul(0x9e37_79b9));
+        let mut rng = step_rng(self.plan.seed, self.step);
         let (images, sequences, targets) = self.batch(self.plan.batch, &mut rng)?;
         let aligning = self.step >= self.aligning_from();
         if aligning && !self.vision_frozen {
@@ -548,24 +581,14 @@ impl Trainer {
         Ok(value)
     }
 
-    /// `count` fresh scenes from `rng`: their pictures `[count, 3, size, size]`, their
-    /// captions' token ids, and which caption fits which picture (`fit_targets`).
+    /// `count` fresh scenes from `rng` (`Drawn`): their pictures `[count, 3, size, size]`,
+    /// their captions' token ids, and which caption fits which picture (`fit_targets`).
     fn batch(&self, count: usize, rng: &mut Rng) -> Result<(Tensor<4>, Vec<Vec<u32>>, Tensor<2>)> {
-        let scenes: Vec<Scene> = if self.plan.minimal_pairs {
-            let mut scenes: Vec<Scene> = (0..count / 2).flat_map(|_| <[Scene; 2]>::from(Scene::minimal_pair(rng))).collect();
-            scenes.extend((scenes.len()..count).map(|_| Scene::random(rng, false)));
-            scenes
-        } else {
-            (0..count).map(|_| Scene::random(rng, false)).collect()
-        };
-        let size = self.config.vision.image_size;
-        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render_shaded(size, self.plan.shades, rng).data).collect();
-        let images = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, size, size]), &self.device);
-        let sequences = scenes
-            .iter()
-            .map(|s| self.tokenizer.encode(&s.caption()).map(|t| t.ids))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((images, sequences, fit_targets(&scenes, &self.device)))
+        let size = self.config.vision.image_size();
+        let drawn = Drawn::new(count, size, &self.plan, &self.tokenizer, rng)?;
+        let targets = fit_targets(&drawn, &self.device);
+        let images = Tensor::<4>::from_data(TensorData::new(drawn.pixels, [count, 3, size, size]), &self.device);
+        Ok((images, drawn.sequences, targets))
     }
 
     /// TeCoA's goal: the batch's captions as the model reads them now, held fixed.
@@ -577,7 +600,7 @@ impl Trainer {
     /// is now from low-frequency noise: by `paint_signed` or, under `painting_views`, as the
     /// evaluation paints (`paint_through_views`).
     fn paint(&self, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
-        let size = self.config.vision.image_size;
+        let size = self.config.vision.image_size();
         let count = texts.dims()[0];
         let start: Vec<f32> = (0..count).flat_map(|_| low_frequency_noise(size, PAINTING_START_NOISE, rng).data).collect();
         let start = Tensor::<4>::from_data(TensorData::new(start, [count, 3, size, size]), &self.device);
@@ -606,7 +629,7 @@ impl Trainer {
     fn paint_through_views(&self, mut pictures: Tensor<4>, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
         let recipe = super::eval::Recipe::default();
         let settings = super::eval::settings("each caption's own", 0, &recipe);
-        let views = Views::new(&settings, self.config.vision.image_size, &self.device);
+        let views = Views::new(&settings, self.config.vision.image_size(), &self.device);
         let [count, channels, size, _] = pictures.dims();
         let [_, width] = texts.dims();
         let (global, n) = (views.global, views.count());
@@ -816,7 +839,7 @@ impl WeightSource for Grown<'_> {
         if index >= self.layers && (field.starts_with("attn.out_proj.") || field.starts_with("mlp.c_proj.")) {
             return Ok(HostTensor::new(shape.to_vec(), vec![0.0; shape.iter().product()]));
         }
-        let stored = self.inner.take(&format!("{BLOCKS}{}.{field}", index.min(self.layers - 1)), shape)?;
+        let stored = self.inner.take(&format!("{BLOCKS}{}.{field}", index.min(self.layers.saturating_sub(1))), shape)?;
         match field {
             // `[hidden, width]`: new rows below the stored ones.
             "mlp.c_fc.weight" if shape[0] > self.mlp_width => {
@@ -840,15 +863,49 @@ impl WeightSource for Grown<'_> {
     }
 }
 
+/// The random draws of training step `step`: each step's data depends only on the seed and
+/// the step, so a resumed run sees the data it would have seen, and so does a trainer
+/// outside this program reading `shapes batches`.
+pub fn step_rng(seed: u64, step: usize) -> Rng {
+    Rng::new(seed ^ (step as u64).wrapping_mul(0x9e37_79b9))
+}
+
+/// One batch of the world as training draws it from `rng`.
+pub struct Drawn {
+    pub scenes: Vec<Scene>,
+    /// The pictures, `[count, 3, size, size]`, channels 0 to 1.
+    pub pixels: Vec<f32>,
+    /// Each caption's token ids, start and end tokens included.
+    pub sequences: Vec<Vec<u32>>,
+}
+
+impl Drawn {
+    /// `count` scenes (minimal pairs under `plan.minimal_pairs`), drawn at `size` pixels in
+    /// shades of up to `plan.shades`, their captions tokenized.
+    pub fn new(count: usize, size: usize, plan: &Plan, tokenizer: &Tokenizer, rng: &mut Rng) -> Result<Self> {
+        let scenes: Vec<Scene> = if plan.minimal_pairs {
+            let mut scenes: Vec<Scene> = (0..count / 2).flat_map(|_| <[Scene; 2]>::from(Scene::minimal_pair(rng))).collect();
+            scenes.extend((scenes.len()..count).map(|_| Scene::random(rng, false)));
+            scenes
+        } else {
+            (0..count).map(|_| Scene::random(rng, false)).collect()
+        };
+        let pixels: Vec<f32> = scenes.iter().flat_map(|s| s.render_shaded(size, plan.shades, rng).data).collect();
+        let sequences = scenes.iter().map(|s| tokenizer.encode(&s.caption()).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { scenes, pixels, sequences })
+    }
+
+    /// `fits[i * count + j]`: whether picture i fits caption j (`Scene::fits`).
+    pub fn fits(&self) -> Vec<bool> {
+        self.scenes.iter().flat_map(|picture| self.scenes.iter().map(|described| picture.fits(described))).collect()
+    }
+}
+
 /// `targets[i][j]`: 1 where picture i fits caption j, each row normalised to sum to 1.
-fn fit_targets(scenes: &[Scene], device: &Device) -> Tensor<2> {
-    let n = scenes.len();
-    let mut data = vec![0.0f32; n * n];
-    for (i, picture) in scenes.iter().enumerate() {
-        let row = &mut data[i * n..(i + 1) * n];
-        for (j, described) in scenes.iter().enumerate() {
-            row[j] = f32::from(picture.fits(described));
-        }
+fn fit_targets(drawn: &Drawn, device: &Device) -> Tensor<2> {
+    let n = drawn.scenes.len();
+    let mut data: Vec<f32> = drawn.fits().into_iter().map(f32::from).collect();
+    for row in data.chunks_mut(n) {
         let total: f32 = row.iter().sum();
         row.iter_mut().for_each(|v| *v /= total);
     }
@@ -994,8 +1051,11 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
         let kind = if plan.shades > 0 { format!("{kind} (colours shaded up to {}/255)", plan.shades) } else { kind };
         let kind = if plan.deeper_vision > 0 { format!("{kind} ({} vision blocks added)", plan.deeper_vision) } else { kind };
         let kind = if plan.wider_vision_mlp > 0 { format!("{kind} (vision MLPs widened to {})", plan.wider_vision_mlp) } else { kind };
-        let width = trainer.config.vision.width;
-        let kind = if width != config().vision.width { format!("{kind} (image tower {width} wide)") } else { kind };
+        let kind = match &trainer.config.vision {
+            VisionConfig::Transformer(v) if v.width != vit().width => format!("{kind} (image tower {} wide)", v.width),
+            VisionConfig::ResNet(r) => format!("{kind} (ModifiedResNet image tower, layers {:?}, width {}, {} px)", r.layers, r.width, r.image_size),
+            VisionConfig::Transformer(_) => kind,
+        };
         let kind = if plan.patch_scale != 1.0 { format!("{kind} (patch embedding scaled by {})", plan.patch_scale) } else { kind };
         let kind = if plan.position_scale != 1.0 { format!("{kind} (patch positions scaled by {})", plan.position_scale) } else { kind };
         let kind = if plan.patch_low_pass > 0 {
@@ -1036,6 +1096,14 @@ pub fn twins(plan: &Plan, which: Twins, out: &Path, checkpoints: &Path, checkpoi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Shapes ViT of a config these tests built.
+    fn tower(config: &ClipConfig) -> &VisionTransformerConfig {
+        match &config.vision {
+            VisionConfig::Transformer(vision) => vision,
+            VisionConfig::ResNet(_) => panic!("these tests train the ViT"),
+        }
+    }
 
     /// The change each attack makes to a batch, per image: (largest |change|, L2 norm).
     fn changes(attack: Attack, epsilon: f32, noise: f32) -> Vec<(f32, f32)> {
@@ -1125,14 +1193,14 @@ mod tests {
     fn a_wider_image_tower_is_pre_trained_from_scratch_and_resumes_at_its_width() {
         let plan = Plan { seed: 3, batch: 4, pretrain_steps: 1, finetune_steps: 0, epsilon: None, vision_width: 192, ..Plan::default() };
         let mut trainer = Trainer::new(plan.clone()).unwrap();
-        let vision = &trainer.config.vision;
+        let vision = tower(&trainer.config);
         assert_eq!((vision.width, vision.heads, vision.mlp_width), (192, 6, 768));
         assert!(trainer.step().unwrap().is_finite());
         let dir = std::env::temp_dir().join(format!("clipag-wide-{}", std::process::id()));
         trainer.save_checkpoint(&dir).unwrap();
         let resumed = Trainer::resume(Plan { vision_width: 0, ..plan.clone() }, &dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!((resumed.step, resumed.config.vision.width), (1, 192));
+        assert_eq!((resumed.step, tower(&resumed.config).width), (1, 192));
         let odd = Trainer::new(Plan { vision_width: 100, ..plan }).err().unwrap();
         assert!(odd.to_string().contains("multiple of 32"), "{odd}");
     }
@@ -1155,8 +1223,8 @@ mod tests {
         assert!(rewidened.to_string().contains("--vision-width"), "{rewidened}");
         assert!(unscaled.to_string().contains("--patch-scale"), "{unscaled}");
         assert!(unplaced.to_string().contains("--position-scale"), "{unplaced}");
-        assert_eq!(deeper.config.vision.layers, trainer.config.vision.layers + 2);
-        assert_eq!((trainer.config.vision.mlp_width, deeper.config.vision.mlp_width), (512, 1024));
+        assert_eq!(tower(&deeper.config).layers, tower(&trainer.config).layers + 2);
+        assert_eq!((tower(&trainer.config).mlp_width, tower(&deeper.config).mlp_width), (512, 1024));
         let (images, _, _) = trainer.batch(4, &mut Rng::new(9)).unwrap();
         let before = trainer.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
         let after = deeper.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();

@@ -55,6 +55,11 @@ impl Tokenizer {
         Ok(Self { inner, context_length, end, unknown })
     }
 
+    /// The most tokens a sequence holds, start and end included.
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
     /// What a person should know about how the model read a text (`tokens`, from `encode`),
     /// one sentence each: the words it does not know (and, for a closed vocabulary, the ones
     /// it does) and a tail past the context. Empty when it read all of the text.

@@ -13,7 +13,7 @@ use super::folder::{self, Description};
 use super::quant::Quantization;
 use super::tensors::{HostTensor, TensorMap};
 use super::Manifest;
-use crate::model::{Clip, ClipConfig, TextConfig, VisionConfig, WeightSource};
+use crate::model::{Clip, ClipConfig, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig, WeightSource};
 use crate::{Error, Result};
 
 pub struct Options {
@@ -24,6 +24,9 @@ pub struct Options {
     pub config: Option<PathBuf>,
     pub name: Option<String>,
     pub license: Option<String>,
+    /// A `tokenizer.json` to ship in place of CLIP's BPE, for a model trained on a
+    /// vocabulary of its own (the Shapes twins trained by tools/shapes_torch.py).
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// Where a checkpoint's architecture came from; the activation flag applies only where the
@@ -81,8 +84,28 @@ pub fn convert(src: &Path, out: &Path, options: &Options) -> Result<Manifest> {
             options.quantization
         ),
     };
-    let tokenizer = crate::tokenizer::vocab::clip_tokenizer_json()?;
+    let tokenizer = match &options.tokenizer {
+        Some(path) => own_tokenizer(path, &config)?,
+        None => crate::tokenizer::vocab::clip_tokenizer_json()?,
+    };
     folder::write(out, &config, &used, options.quantization, &tokenizer, description)
+}
+
+/// A tokenizer.json the model's text tower can read: it parses, and its ids fit the
+/// token embedding.
+fn own_tokenizer(path: &Path, config: &ClipConfig) -> Result<Vec<u8>> {
+    let bytes = read_file(path)?;
+    let tokenizer = crate::tokenizer::Tokenizer::from_json(&bytes, config.text.context_length)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    if tokenizer.vocab_size() > config.text.vocab_size {
+        return Err(invalid(format!(
+            "{}: {} tokens, more than the model's {} token embeddings",
+            path.display(),
+            tokenizer.vocab_size(),
+            config.text.vocab_size
+        )));
+    }
+    Ok(bytes)
 }
 
 struct Recording<'a> {
@@ -186,7 +209,8 @@ fn read_safetensors(path: &Path) -> Result<TensorMap> {
 
 /// Reads the architecture off the tensors' shapes, for a checkpoint with no config. Head
 /// counts are not in the weights: they are taken as width / 64, as in every open_clip ViT
-/// and CLIP text config; `--config` overrides.
+/// and CLIP text config, and a ResNet's attention pool as its width / 64 too (open_clip's
+/// default `head_width`, OpenAI's RN models'); `--config` overrides.
 fn infer_config(t: &TensorMap) -> Result<ClipConfig> {
     let shape = |name: &str| {
         t.get(name)
@@ -194,22 +218,31 @@ fn infer_config(t: &TensorMap) -> Result<ClipConfig> {
             .ok_or_else(|| invalid(format!("cannot infer the architecture: no tensor '{name}' (pass --config)")))
     };
     let layers = |prefix: &str| (0..).take_while(|i| t.contains_key(&format!("{prefix}transformer.resblocks.{i}.ln_1.weight"))).count();
-    let conv = shape("visual.conv1.weight")?;
-    let (v_width, patch) = (conv[0], conv[2]);
-    let tokens = shape("visual.positional_embedding")?[0];
-    let grid = ((tokens.saturating_sub(1)) as f64).sqrt() as usize;
-    let token_embedding = shape("token_embedding.weight")?;
-    let t_width = token_embedding[1];
-    Ok(ClipConfig {
-        embed_dim: shape("text_projection")?[1],
-        vision: VisionConfig {
-            image_size: grid * patch,
+    let side = |tokens: usize| ((tokens.saturating_sub(1)) as f64).sqrt() as usize;
+    let vision = if t.contains_key("visual.attnpool.positional_embedding") {
+        // open_clip's ModifiedResNet: stage i holds `visual.layer{i}.{block}.*`.
+        let pool = shape("visual.attnpool.positional_embedding")?;
+        let stages = (1..=4)
+            .map(|i| (0..).take_while(|b| t.contains_key(&format!("visual.layer{i}.{b}.conv1.weight"))).count())
+            .collect();
+        VisionConfig::ResNet(ResNetConfig { image_size: side(pool[0]) * 32, layers: stages, width: shape("visual.conv3.weight")?[0], heads: (pool[1] / 64).max(1) })
+    } else {
+        let conv = shape("visual.conv1.weight")?;
+        let (v_width, patch) = (conv[0], conv[2]);
+        VisionConfig::Transformer(VisionTransformerConfig {
+            image_size: side(shape("visual.positional_embedding")?[0]) * patch,
             patch_size: patch,
             width: v_width,
             layers: layers("visual."),
             heads: (v_width / 64).max(1),
             mlp_width: shape("visual.transformer.resblocks.0.mlp.c_fc.weight")?[0],
-        },
+        })
+    };
+    let token_embedding = shape("token_embedding.weight")?;
+    let t_width = token_embedding[1];
+    Ok(ClipConfig {
+        embed_dim: shape("text_projection")?[1],
+        vision,
         text: TextConfig {
             context_length: shape("positional_embedding")?[0],
             vocab_size: token_embedding[0],
@@ -237,14 +270,14 @@ fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
     }
     let config = ClipConfig {
         embed_dim: get(&json, "projection_dim", 512),
-        vision: VisionConfig {
+        vision: VisionConfig::Transformer(VisionTransformerConfig {
             image_size: get(&vision, "image_size", 224),
             patch_size: get(&vision, "patch_size", 32),
             width: get(&vision, "hidden_size", 768),
             layers: get(&vision, "num_hidden_layers", 12),
             heads: get(&vision, "num_attention_heads", 12),
             mlp_width: get(&vision, "intermediate_size", 3072),
-        },
+        }),
         text: TextConfig {
             context_length: get(&text, "max_position_embeddings", 77),
             vocab_size: get(&text, "vocab_size", 49408),
@@ -255,14 +288,15 @@ fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
         },
         quick_gelu: text_act == "quick_gelu",
     };
-    let tensors = hugging_face_to_open_clip(read_safetensors(weights)?, &config)?;
+    let vision_layers = get(&vision, "num_hidden_layers", 12);
+    let tensors = hugging_face_to_open_clip(read_safetensors(weights)?, config.text.layers, vision_layers)?;
     Ok(Checkpoint { tensors, config, activation_recorded: true, kind: "Hugging Face transformers" })
 }
 
 /// transformers' `CLIPModel` names -> open_clip's. Query, key and value projections are
 /// stacked into open_clip's single `in_proj`; the projections are transposed (transformers
 /// stores them as bias-free `nn.Linear`, open_clip as matrices applied on the right).
-fn hugging_face_to_open_clip(mut hf: TensorMap, config: &ClipConfig) -> Result<TensorMap> {
+fn hugging_face_to_open_clip(mut hf: TensorMap, text_layers: usize, vision_layers: usize) -> Result<TensorMap> {
     let mut take = |name: &str| hf.remove(name).ok_or_else(|| invalid(format!("the Hugging Face checkpoint has no tensor '{name}'")));
     let mut out = TensorMap::new();
     let blocks = |out: &mut TensorMap, take: &mut dyn FnMut(&str) -> Result<HostTensor>, hf: &str, oc: &str, layers: usize| -> Result<()> {
@@ -291,8 +325,8 @@ fn hugging_face_to_open_clip(mut hf: TensorMap, config: &ClipConfig) -> Result<T
         }
         Ok(())
     };
-    blocks(&mut out, &mut take, "text_model", "", config.text.layers)?;
-    blocks(&mut out, &mut take, "vision_model", "visual.", config.vision.layers)?;
+    blocks(&mut out, &mut take, "text_model", "", text_layers)?;
+    blocks(&mut out, &mut take, "vision_model", "visual.", vision_layers)?;
     let renames = [
         ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
         ("text_model.embeddings.position_embedding.weight", "positional_embedding"),

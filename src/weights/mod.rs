@@ -69,13 +69,19 @@ impl<'a> StoredWeights<'a> {
 }
 
 impl WeightSource for StoredWeights<'_> {
-    fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let data = self
             .file
             .tensor(name)
             .map_err(|_| Error::Invalid(format!("weights: the file has no tensor '{name}'")))?;
         let scales = self.file.tensor(&format!("{name}.scale")).ok();
-        quant::decode(name, &data, scales.as_ref())
+        let mut tensor = quant::decode(name, &data, scales.as_ref())?;
+        // A 4-bit convolution is stored flattened to `[out, in * kh * kw]` (docs/formats.md).
+        let flattened = tensor.shape.len() == 2 && shape.len() > 2 && tensor.shape[0] == shape[0];
+        if flattened && tensor.numel() == shape.iter().product::<usize>() {
+            tensor.shape = shape.to_vec();
+        }
+        Ok(tensor)
     }
 }
 

@@ -63,9 +63,12 @@ impl Quantization {
             Quantization::Q8 => Encoding::Q8,
             Quantization::Q4 => {
                 let block_matrix = name.contains(".resblocks.") && name.ends_with("weight");
-                let patch = name.ends_with("conv1.weight");
-                let even_rows = shape.last().is_some_and(|n| n % 2 == 0);
-                if (block_matrix || patch) && even_rows { Encoding::Q4 } else { Encoding::Q8 }
+                let patch = name == "visual.conv1.weight";
+                // The ResNet's stages and attention pool hold nearly all of its weights; the
+                // first filters of its stem (3 x 3 x 3 inputs, odd) keep 8 bits.
+                let resnet = (name.starts_with("visual.layer") || name.starts_with("visual.attnpool.")) && name.ends_with("weight");
+                let even_rows = rows_cols(shape).1 % 2 == 0;
+                if (block_matrix || patch || resnet) && even_rows { Encoding::Q4 } else { Encoding::Q8 }
             }
         }
     }
@@ -131,8 +134,17 @@ pub fn encode(tensor: &HostTensor, encoding: Encoding) -> Encoded {
                     }
                 }
             }
-            let mut shape = tensor.shape.clone();
-            *shape.last_mut().unwrap() /= 2;
+            // The last side is halved; where it is odd (a ResNet's 3 x 3 and 1 x 1 filters)
+            // the tensor is stored flattened, `[out, in * kh * kw / 2]`, and takes its shape
+            // back when the model asks for it.
+            let shape = match tensor.shape.last() {
+                Some(last) if last % 2 == 0 => {
+                    let mut shape = tensor.shape.clone();
+                    *shape.last_mut().unwrap() /= 2;
+                    shape
+                }
+                _ => vec![rows, cols / 2],
+            };
             Encoded { dtype: Dtype::U8, shape, data, scales: Some((Dtype::F16, vec![rows, blocks], scales)) }
         }
     }

@@ -40,10 +40,9 @@ impl RandomWeights {
 impl WeightSource for RandomWeights {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let numel = shape.iter().product();
-        let is_norm = name.contains("ln_") && name.ends_with(".weight");
-        let (center, spread) = if is_norm {
+        let (center, spread) = if is_norm_gain(name) || name.ends_with("running_var") {
             (1.0, 0.1)
-        } else if name.ends_with("bias") {
+        } else if name.ends_with("bias") || name.ends_with("running_mean") {
             (0.0, 0.02)
         } else {
             (0.0, (3.0 / fan_in(shape) as f32).sqrt())
@@ -51,6 +50,14 @@ impl WeightSource for RandomWeights {
         let data = (0..numel).map(|_| center + spread * self.rng.range(-1.0, 1.0)).collect();
         Ok(HostTensor::new(shape.to_vec(), data))
     }
+}
+
+/// A layer norm's or a batch norm's gain (open_clip's `ln_*`, the ResNet's `bn*` and
+/// `downsample.1`), drawn near one as a trained network's are.
+fn is_norm_gain(name: &str) -> bool {
+    let Some(module) = name.strip_suffix(".weight") else { return false };
+    let last = module.rsplit('.').next().unwrap_or(module);
+    last.starts_with("ln_") || last.starts_with("bn") || module.ends_with("downsample.1")
 }
 
 /// The inputs each output sums over: a matrix `[out, in]` reads its last dimension, a

@@ -1,6 +1,7 @@
 // The CLIP in the page, on WebGPU, computes what open_clip computes: model folders converted
-// by the native command line from ../shared/fixtures/tiny-clip are served beside the app,
-// loaded through the wasm module, and compared with open_clip's reference numbers.
+// by the native command line from ../shared/fixtures/tiny-clip (a ViT) and tiny-rn (the
+// ModifiedResNet) are served beside the app, loaded through the wasm module, and compared
+// with open_clip's reference numbers.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,12 @@ import { join } from 'node:path';
 import { cosine, loadEngine, native, openPage, readSafetensors, relativeError, row } from './harness.mjs';
 
 const TINY = '../shared/fixtures/tiny-clip';
-const reference = readSafetensors(readFileSync(join(TINY, 'reference.safetensors')));
+const TINY_RN = '../shared/fixtures/tiny-rn';
+const references = {
+  [TINY]: readSafetensors(readFileSync(join(TINY, 'reference.safetensors'))),
+  [TINY_RN]: readSafetensors(readFileSync(join(TINY_RN, 'reference.safetensors'))),
+};
+const reference = references[TINY];
 const prompts = JSON.parse(readFileSync(join(TINY, 'reference.json'), 'utf8')).prompts;
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-models-'));
 after(() => rmSync(models, { recursive: true, force: true }));
@@ -19,13 +25,19 @@ before(() => {
   for (const quant of ['f32', 'q8']) {
     native(['convert', join(TINY, 'checkpoint.pt'), '--out', join(models, `tiny-${quant}`), '--quant', quant]);
   }
+  // The ResNet from both layouts: open_clip's safetensors with its config, and the CLIPAG-style
+  // checkpoint, whose architecture is read off the tensor names.
+  native(['convert', join(TINY_RN, 'open_clip_model.safetensors'), '--out', join(models, 'tiny-rn-f32'), '--quant', 'f32']);
+  for (const quant of ['f32', 'q8']) {
+    native(['convert', join(TINY_RN, 'checkpoint.pt'), '--out', join(models, `tiny-rn-pt-${quant}`), '--quant', quant]);
+  }
 });
 
 /** Loads `folder` in the page on WebGPU; returns embeddings and gradients for the fixture. */
-async function computeInPage(t, folder) {
+async function computeInPage(t, folder, fixture = TINY) {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
   await loadEngine(page);
-  const images = [0, 1, 2].map((i) => row(reference.images, i));
+  const images = [0, 1, 2].map((i) => row(references[fixture].images, i));
   return page.evaluate(async ({ folder, prompts, images }) => {
     const { Model } = window.engine;
     const base = `/test-models/${folder}/`;
@@ -46,11 +58,12 @@ async function computeInPage(t, folder) {
   }, { folder, prompts, images });
 }
 
-function worst(result) {
-  const text = Math.min(...result.text.map((e, i) => cosine(e, row(reference.text_embeddings, i))));
-  const image = Math.min(...result.image.map((e, i) => cosine(e, row(reference.image_embeddings, i))));
-  const gradCos = Math.min(...result.grads.map((g, i) => cosine(g, row(reference.pixel_grad, i))));
-  const gradRel = Math.max(...result.grads.map((g, i) => relativeError(g, row(reference.pixel_grad, i))));
+function worst(result, fixture = TINY) {
+  const ref = references[fixture];
+  const text = Math.min(...result.text.map((e, i) => cosine(e, row(ref.text_embeddings, i))));
+  const image = Math.min(...result.image.map((e, i) => cosine(e, row(ref.image_embeddings, i))));
+  const gradCos = Math.min(...result.grads.map((g, i) => cosine(g, row(ref.pixel_grad, i))));
+  const gradRel = Math.max(...result.grads.map((g, i) => relativeError(g, row(ref.pixel_grad, i))));
   return { text, image, gradCos, gradRel };
 }
 
@@ -67,6 +80,24 @@ test('f32 model on WebGPU matches open_clip', async (t) => {
   assert.ok(f.image >= 0.99999, `image cosine ${f.image}`);
   assert.ok(f.gradCos >= 0.9999, `gradient cosine ${f.gradCos}`);
   assert.ok(f.gradRel <= 1e-3, `gradient relative error ${f.gradRel}`);
+});
+
+for (const folder of ['tiny-rn-f32', 'tiny-rn-pt-f32']) {
+  test(`f32 ModifiedResNet (${folder}) on WebGPU matches open_clip`, async (t) => {
+    const f = worst(await computeInPage(t, folder, TINY_RN), TINY_RN);
+    t.diagnostic(`ResNet ${folder} on WebGPU: ${JSON.stringify(f)}`);
+    assert.ok(f.text >= 0.99999, `text cosine ${f.text}`);
+    assert.ok(f.image >= 0.99999, `image cosine ${f.image}`);
+    assert.ok(f.gradCos >= 0.9999, `gradient cosine ${f.gradCos}`);
+    assert.ok(f.gradRel <= 1e-3, `gradient relative error ${f.gradRel}`);
+  });
+}
+
+test('q8 ModifiedResNet on WebGPU stays close to open_clip', async (t) => {
+  const f = worst(await computeInPage(t, 'tiny-rn-pt-q8', TINY_RN), TINY_RN);
+  t.diagnostic(`ResNet q8 on WebGPU: ${JSON.stringify(f)}`);
+  assert.ok(f.text >= 0.995 && f.image >= 0.995, `embedding cosines ${f.text} ${f.image}`);
+  assert.ok(f.gradCos >= 0.98, `gradient cosine ${f.gradCos}`);
 });
 
 test('q8 model on WebGPU stays close to open_clip', async (t) => {

@@ -24,8 +24,14 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
+/// open_clip's ViT fixture.
 pub fn tiny() -> PathBuf {
     fixtures().join("tiny-clip")
+}
+
+/// open_clip's ModifiedResNet fixture (the same text tower, prompts and images).
+pub fn tiny_rn() -> PathBuf {
+    fixtures().join("tiny-rn")
 }
 
 /// A tensor of reference.safetensors, as f32 (token ids as f32 too), with its shape.
@@ -34,12 +40,15 @@ pub struct Ref {
     pub data: Vec<f32>,
 }
 
-pub fn reference() -> &'static HashMap<String, Ref> {
-    static REFERENCE: OnceLock<HashMap<String, Ref>> = OnceLock::new();
-    REFERENCE.get_or_init(|| {
-        let bytes = std::fs::read(tiny().join("reference.safetensors")).unwrap();
+/// The reference tensors of the fixture in `dir`, read once per test process.
+pub fn reference_of(dir: &Path) -> &'static HashMap<String, Ref> {
+    static REFERENCES: OnceLock<std::sync::Mutex<HashMap<PathBuf, &'static HashMap<String, Ref>>>> = OnceLock::new();
+    let mut references = REFERENCES.get_or_init(Default::default).lock().unwrap();
+    references.entry(dir.to_path_buf()).or_insert_with(|| {
+        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
         let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        file.tensors()
+        let tensors = file
+            .tensors()
             .into_iter()
             .map(|(name, view)| {
                 let data = match view.dtype() {
@@ -49,20 +58,33 @@ pub fn reference() -> &'static HashMap<String, Ref> {
                 };
                 (name, Ref { shape: view.shape().to_vec(), data })
             })
-            .collect()
+            .collect();
+        Box::leak(Box::new(tensors))
     })
 }
 
-pub fn prompts() -> Vec<String> {
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tiny().join("reference.json")).unwrap()).unwrap();
+pub fn reference() -> &'static HashMap<String, Ref> {
+    reference_of(&tiny())
+}
+
+pub fn prompts_of(dir: &Path) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     json["prompts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect()
 }
 
+pub fn prompts() -> Vec<String> {
+    prompts_of(&tiny())
+}
+
 /// Row `i` of a reference tensor whose first dimension indexes items.
-pub fn row(name: &str, i: usize) -> Vec<f32> {
-    let r = &reference()[name];
+pub fn row_of(dir: &Path, name: &str, i: usize) -> Vec<f32> {
+    let r = &reference_of(dir)[name];
     let n: usize = r.shape[1..].iter().product();
     r.data[i * n..(i + 1) * n].to_vec()
+}
+
+pub fn row(name: &str, i: usize) -> Vec<f32> {
+    row_of(&tiny(), name, i)
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -90,20 +112,26 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Converts a fixture source (relative to tiny-clip/) into a model folder, once per test
-/// process for each (source, quantization).
-pub fn converted(source: &str, quantization: Quantization) -> PathBuf {
-    static DONE: OnceLock<std::sync::Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
-    let key = (source.to_string(), format!("{quantization:?}"));
+/// Converts a fixture source (relative to the fixture folder `dir`) into a model folder,
+/// once per test process for each (fixture, source, quantization).
+pub fn converted_from(dir: &Path, source: &str, quantization: Quantization) -> PathBuf {
+    static DONE: OnceLock<std::sync::Mutex<HashMap<(PathBuf, String, String), PathBuf>>> = OnceLock::new();
+    let key = (dir.to_path_buf(), source.to_string(), format!("{quantization:?}"));
     let mut done = DONE.get_or_init(Default::default).lock().unwrap();
-    if let Some(dir) = done.get(&key) {
-        return dir.clone();
+    if let Some(out) = done.get(&key) {
+        return out.clone();
     }
-    let out = temp_dir(&format!("{}-{:?}", source.replace(['/', '.'], "_"), quantization));
-    let options = convert::Options { quantization, quick_gelu: false, config: None, name: Some("tiny".into()), license: Some("test".into()) };
-    convert::convert(&tiny().join(source), &out, &options).expect("the fixture converts");
+    let fixture = dir.file_name().unwrap().to_string_lossy();
+    let out = temp_dir(&format!("{fixture}-{}-{:?}", source.replace(['/', '.'], "_"), quantization));
+    let options = convert::Options { quantization, quick_gelu: false, config: None, name: Some("tiny".into()), license: Some("test".into()), tokenizer: None };
+    convert::convert(&dir.join(source), &out, &options).expect("the fixture converts");
     done.insert(key, out.clone());
     out
+}
+
+/// `converted_from` the ViT fixture.
+pub fn converted(source: &str, quantization: Quantization) -> PathBuf {
+    converted_from(&tiny(), source, quantization)
 }
 
 /// Runs a generation to its end, checking that every step's numbers are finite and the canvas
