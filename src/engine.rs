@@ -61,6 +61,7 @@ impl Model {
             quantization: crate::weights::quant::Quantization::F32,
             config: config.clone(),
             files: Default::default(),
+            recommended: None,
         };
         Ok(Self::assemble(manifest, clip, tokenizer, device))
     }

@@ -171,14 +171,15 @@ impl WebModel {
     /// canvas happen here); resolves to a `Generator`. `request` is an object:
     /// `{ prompt, negative?, steps?, seed?, size?, views?, patchViews?, patchWeight?, lr?,
     /// candidates?, initNoise?, colourJitter?, smoothness?, fourier?, snapshotEvery? }`;
-    /// `startImage` the bytes of a picture to start from. Missing fields take the paper's
-    /// values. Invalid ones reject before any work.
+    /// `startImage` the bytes of a picture to start from. Missing fields take the model's
+    /// recommended values (its manifest's `recommended`), else the paper's. Invalid ones
+    /// reject before any work.
     pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
         let model = self.model.clone();
         future_to_promise(async move {
             let request: Request = serde_wasm_bindgen::from_value(request)
                 .map_err(|e| JsError::new(&format!("generation settings: {e}")))?;
-            let settings = request.settings(model.image_size(), start_image).map_err(to_js)?;
+            let settings = request.settings(&model, start_image).map_err(to_js)?;
             let generator = Generator::new(model, settings).await.map_err(to_js)?;
             Ok(WebGenerator { inner: Rc::new(RefCell::new(generator)) }.into())
         })
@@ -210,8 +211,13 @@ struct Request {
 }
 
 impl Request {
-    fn settings(self, model_size: usize, start_image: Option<Vec<u8>>) -> crate::Result<Settings> {
-        let mut s = Settings::paper(&self.prompt, self.size.unwrap_or(model_size));
+    /// The paper's recipe, or the model's own where it recommends one, with what the page
+    /// sent over it.
+    fn settings(self, model: &Model, start_image: Option<Vec<u8>>) -> crate::Result<Settings> {
+        let mut s = Settings::paper(&self.prompt, self.size.unwrap_or(model.image_size()));
+        if let Some(recommended) = &model.manifest.recommended {
+            recommended.apply(&mut s);
+        }
         if let Some(negative) = self.negative.filter(|n| !n.trim().is_empty()) {
             s.negatives = vec![Prompt { text: negative, weight: 0.3 }];
         }
@@ -240,6 +246,20 @@ impl Request {
         s.validate()?;
         Ok(s)
     }
+}
+
+/// The settings a generation with the model of `manifest` takes where the page sends
+/// nothing: its recommended ones, else the paper's (`{ steps, views, patchViews, lr,
+/// candidates, initNoise, smoothness, colourJitter, cutout, edgePadding }`), so that the
+/// page can show them before the model is downloaded.
+#[wasm_bindgen(js_name = defaultSettings)]
+pub fn default_settings(manifest: String) -> Result<JsValue, JsValue> {
+    let manifest = crate::weights::Manifest::parse(&manifest).map_err(to_js)?;
+    let mut settings = Settings::paper("", manifest.config.vision.image_size());
+    if let Some(recommended) = &manifest.recommended {
+        recommended.apply(&mut settings);
+    }
+    Ok(serde_wasm_bindgen::to_value(&crate::generate::Recommended::from_settings(&settings))?)
 }
 
 /// A generation in progress. The page calls `step()` repeatedly (pausing is not calling it;

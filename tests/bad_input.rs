@@ -78,7 +78,7 @@ fn truncated_checkpoint_is_refused() {
     let dir = temp_dir("truncated-pt");
     let path = dir.join("checkpoint.pt");
     std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
-    let options = convert::Options { quantization: Quantization::F32, quick_gelu: false, config: Some(tiny().join("open_clip_config.json")), name: None, license: None, tokenizer: None };
+    let options = convert::Options { quantization: Quantization::F32, quick_gelu: false, config: Some(tiny().join("open_clip_config.json")), name: None, license: None, tokenizer: None, recommended: None, source: None };
     let error = error_of(convert::convert(&path, &dir.join("out"), &options));
     assert!(error.contains("PyTorch checkpoint"), "{error}");
 }
@@ -91,7 +91,7 @@ fn config_with_a_missing_field_is_named() {
     assert_ne!(json, broken, "the fixture config changed shape");
     std::fs::write(dir.join("open_clip_config.json"), broken).unwrap();
     std::fs::copy(tiny().join("open_clip_model.safetensors"), dir.join("open_clip_model.safetensors")).unwrap();
-    let options = convert::Options { quantization: Quantization::F32, quick_gelu: false, config: None, name: None, license: None, tokenizer: None };
+    let options = convert::Options { quantization: Quantization::F32, quick_gelu: false, config: None, name: None, license: None, tokenizer: None, recommended: None, source: None };
     let error = error_of(convert::convert(&dir, &dir.join("out"), &options));
     assert!(error.contains("vision_cfg.patch_size"), "{error}");
 }
@@ -112,7 +112,7 @@ fn wrong_format_is_named() {
     let dir = temp_dir("wrong-format");
     let path = dir.join("weights.bin");
     std::fs::write(&path, b"GIF89a not a checkpoint").unwrap();
-    let options = convert::Options { quantization: Quantization::Q8, quick_gelu: false, config: None, name: None, license: None, tokenizer: None };
+    let options = convert::Options { quantization: Quantization::Q8, quick_gelu: false, config: None, name: None, license: None, tokenizer: None, recommended: None, source: None };
     let error = error_of(convert::convert(&path, &dir.join("out"), &options));
     assert!(error.contains("neither a PyTorch checkpoint nor a safetensors file"), "{error}");
 }

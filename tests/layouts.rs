@@ -16,7 +16,7 @@ use clipag::weights::{convert, folder, torch};
 use common::*;
 
 fn options(quantization: Quantization) -> convert::Options {
-    convert::Options { quantization, quick_gelu: false, config: None, name: None, license: None, tokenizer: None }
+    convert::Options { quantization, quick_gelu: false, config: None, name: None, license: None, tokenizer: None, recommended: None, source: None }
 }
 
 fn read_open_clip_fixture() -> TensorMap {

@@ -4,8 +4,11 @@
 // Needs a built site (./build.sh). Chromium's WebGPU here is whatever it finds: SwiftShader
 // (on the CPU) on a machine without a GPU.
 //
-// Usage: node tools/bench-browser.mjs [--arch shapes|vit-b-32] [--views 8,64] [--warmup 3]
-//                                     [--steps 10] [--backend gpu|cpu] [--startup]
+// Usage: node tools/bench-browser.mjs [--arch shapes|shapes-vit|vit-b-32|rn50] [--views 8,64]
+//                                     [--warmup 3] [--steps 10] [--backend gpu|cpu] [--startup]
+// `shapes` is the built-in model (models/index.json's first), `shapes-vit` the built-in ViT
+// twin; `vit-b-32` and `rn50` are open_clip's architectures with random weights (no such
+// checkpoint can be fetched here): the work of a step depends on the shapes, not the values.
 
 import { chromium } from 'playwright-core';
 import { parseArgs } from 'node:util';
@@ -36,23 +39,20 @@ try {
     const { installWebGpuShim } = await import('/www/webgpu-shim.js');
     installWebGpuShim();
     await engine.default();
-    const base = '/models/shapes-robust/';
+    const builtIn = (await (await fetch('/models/index.json')).json())[0].path;
+    const base = `/${arch === 'shapes-vit' ? 'models/shapes-robust/' : builtIn}`;
     const get = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
     const manifest = await (await fetch(`${base}manifest.json`)).text();
-    let model;
-    if (arch === 'vit-b-32') {
-      // open_clip's ViT-B-32 with random weights; the prompt's tokens come from the built-in
-      // model's small vocabulary (the text is embedded once, outside the timed steps).
-      const config = {
-        embed_dim: 512,
-        vision: { image_size: 224, patch_size: 32, width: 768, layers: 12, heads: 12, mlp_width: 3072 },
-        text: { context_length: 77, vocab_size: 49408, width: 512, layers: 12, heads: 8, mlp_width: 2048 },
-        quick_gelu: false,
-      };
-      model = await engine.Model.random(JSON.stringify(config), await get('tokenizer.json'), backend);
-    } else {
-      model = await engine.Model.load(manifest, await get('weights.safetensors'), await get('tokenizer.json'), backend);
-    }
+    // The prompt's tokens come from the built-in model's small vocabulary (the text is
+    // embedded once, outside the timed steps).
+    const text = { context_length: 77, vocab_size: 49408, width: 512, layers: 12, heads: 8, mlp_width: 2048 };
+    const random = {
+      'vit-b-32': { embed_dim: 512, vision: { image_size: 224, patch_size: 32, width: 768, layers: 12, heads: 12, mlp_width: 3072 }, text, quick_gelu: false },
+      rn50: { embed_dim: 1024, vision: { image_size: 224, layers: [3, 4, 6, 3], width: 64, heads: 32 }, text, quick_gelu: false },
+    };
+    const model = random[arch]
+      ? await engine.Model.random(JSON.stringify(random[arch]), await get('tokenizer.json'), backend)
+      : await engine.Model.load(manifest, await get('weights.safetensors'), await get('tokenizer.json'), backend);
     const out = [];
     for (const count of views) {
       const figures = await model.bench(count, warmup, steps);

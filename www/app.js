@@ -2,7 +2,7 @@
 // (worker.js); this file keeps the page's state in `document.body.dataset.state` (idle,
 // loading, running, done, error), drives the steps, and draws every one.
 
-import { builtInModels, cachedModels, fetchModel, readModelFiles, removeCachedModel } from './models.js';
+import { builtInModels, cachedModels, fetchManifest, fetchModel, readModelFiles, removeCachedModel } from './models.js';
 import { ScorePlot } from './plot.js';
 
 const $ = (id) => document.getElementById(id);
@@ -165,9 +165,28 @@ function request() {
     const value = $(id).value.trim();
     if (value !== '') out[key] = Number(value);
   }
-  // Sent only when off: the paper's views jitter colour.
-  if (!$('colour-jitter').checked) out.colourJitter = false;
+  // Sent only when it differs from the model's default.
+  const jitter = $('colour-jitter');
+  if (jitter.checked !== (jitter.dataset.default === 'true')) out.colourJitter = jitter.checked;
   return out;
+}
+
+/** The fields' defaults for model `id` (its recommended settings, else the paper's), shown
+ * greyed in the empty fields; colour jitter is set to the model's. Kept as they were when
+ * the model's manifest cannot be read: loading it will say why. */
+async function showDefaults(id) {
+  const entry = catalogue.get(id);
+  try {
+    const manifest = entry.files?.manifest ?? await fetchManifest(entry.base);
+    const { settings } = await engine.call({ type: 'defaults', manifest });
+    for (const [field, key] of Object.entries(NUMBERS)) {
+      if (settings[key] !== undefined) $(field).placeholder = String(settings[key]);
+    }
+    $('colour-jitter').dataset.default = String(settings.colourJitter);
+    $('colour-jitter').checked = settings.colourJitter;
+  } catch (error) {
+    console.warn(`the defaults of ${entry?.name ?? id} could not be read: ${error.message}`);
+  }
 }
 
 /** The form, from the URL (`?prompt=...&seed=...&steps=...&model=...&compare=...`). */
@@ -179,7 +198,6 @@ function applyParams() {
     const value = params.get(key) ?? params.get(id);
     if (value !== null) $(id).value = value;
   }
-  if (params.get('colourJitter') === 'false') $('colour-jitter').checked = false;
   if (params.has('model')) $('model').value = modelId(params.get('model'));
   if (params.has('compare')) {
     $('compare').checked = true;
@@ -508,13 +526,27 @@ async function main() {
   };
   engine = createEngine();
   try {
-    for (const model of await builtInModels()) addModel(model.id, { name: model.name, base: new URL(model.path, new URL('../', import.meta.url)).href });
+    for (const model of await builtInModels()) {
+      addModel(model.id, { name: model.name, twin: model.twin, base: new URL(model.path, new URL('../', import.meta.url)).href });
+    }
   } catch (error) {
     setState('error', error.message);
     return;
   }
-  if (catalogue.has('shapes-plain')) $('compare-model').value = 'shapes-plain';
+  // Compare paints the chosen model beside its twin (robust beside plain) where it has one.
+  const compareTwin = () => {
+    const twin = catalogue.get($('model').value)?.twin;
+    if (catalogue.has(twin)) $('compare-model').value = twin;
+  };
+  compareTwin();
   applyParams();
+  await showDefaults($('model').value);
+  // A colour jitter in the address is the visitor's choice, over the model's default.
+  if (params.has('colourJitter')) $('colour-jitter').checked = params.get('colourJitter') !== 'false';
+  $('model').addEventListener('change', () => {
+    compareTwin();
+    showDefaults($('model').value);
+  });
   refreshCached();
   if (params.has('check')) await runCheck();
   $('generate').disabled = false;

@@ -63,6 +63,16 @@ async function openCache() {
   return caches.open(CACHE).catch(() => null);
 }
 
+/** A folder's manifest.json as text, from the cache when the folder is kept there. */
+export async function fetchManifest(base) {
+  const url = new URL('manifest.json', base).href;
+  const cached = await (await openCache())?.match(url);
+  if (cached) return cached.text();
+  const response = await fetch(url, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`no model at ${base}: manifest.json answered ${response.status}`);
+  return response.text();
+}
+
 export async function fetchModel(base, onProgress = () => {}) {
   const cache = await openCache();
   const url = (name) => new URL(name, base).href;

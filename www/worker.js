@@ -11,10 +11,12 @@
 //   { type: 'gif', frames, size, delay }            -> { gif }
 //   { type: 'stop', run }                           -> {}
 //   { type: 'check', backend }                      -> the device check's report
+//   { type: 'defaults', manifest }                  -> the settings a generation takes unsent
+//     (the model's recommended ones, else the paper's; nothing is loaded)
 // A failure answers { error, kind }, kind being 'device-lost', 'out-of-memory', 'fatal' (the
 // module is unusable: start a new worker) or 'error'.
 
-import init, { Model, deviceCheck, encodeGif } from '../pkg/clipag.js';
+import init, { Model, defaultSettings, deviceCheck, encodeGif } from '../pkg/clipag.js';
 import { installWebGpuShim } from './webgpu-shim.js';
 
 installWebGpuShim();
@@ -72,6 +74,9 @@ const handlers = {
   },
   async check({ backend }) {
     return deviceCheck(backend);
+  },
+  async defaults({ manifest }) {
+    return { settings: defaultSettings(manifest) };
   },
 };
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use clipag::engine::Model;
-use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Init, Parameterisation, Prompt, Settings};
+use clipag::generate::{Generator, Init, Parameterisation, Prompt, Settings};
 use clipag::shapes::{eval, train};
 use clipag::pixels::Pixels;
 use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
@@ -106,6 +106,13 @@ enum Command {
         /// vocabulary (e.g. models/shapes-robust/tokenizer.json, the Shapes world's words).
         #[arg(long)]
         tokenizer: Option<PathBuf>,
+        /// How to paint with the model where a person says nothing, recorded in its manifest:
+        /// JSON in the page's names, e.g. '{"steps": 60, "patchViews": 0}' (default: the paper's).
+        #[arg(long)]
+        recommended: Option<String>,
+        /// Where the weights came from, recorded in the manifest (default: the source's name).
+        #[arg(long)]
+        source: Option<String>,
     },
     /// Interpolate two models of one architecture, tensor by tensor: (1 - T) * A + T * B
     /// (two fine-tunings of one pre-training, such as the Shapes twins).
@@ -158,31 +165,36 @@ enum Command {
         /// What to steer away from (repeatable, `TEXT::WEIGHT`, default weight 0.3).
         #[arg(long)]
         negative: Vec<String>,
-        #[arg(long, default_value_t = 100)]
-        steps: usize,
+        /// Optimisation steps (default: the model's recommendation, else the paper's 100).
+        #[arg(long)]
+        steps: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Canvas side in pixels (default: the model's resolution).
         #[arg(long)]
         size: Option<usize>,
-        /// Global views per step.
-        #[arg(long, default_value_t = 32)]
-        views: usize,
-        #[arg(long, default_value_t = 32)]
-        patch_views: usize,
+        /// Global views per step (default: the model's recommendation, else the paper's 32).
+        #[arg(long)]
+        views: Option<usize>,
+        /// Patch views per step (default: the model's recommendation, else the paper's 32).
+        #[arg(long)]
+        patch_views: Option<usize>,
         #[arg(long, default_value_t = 5.0)]
         patch_weight: f32,
-        #[arg(long, default_value_t = 0.0175)]
-        lr: f32,
+        /// AdamW's learning rate (default: the model's recommendation, else the paper's 0.0175).
+        #[arg(long)]
+        lr: Option<f32>,
         /// Decay the learning rate to zero over the steps (cosine), rather than keep it.
         #[arg(long)]
         decay: bool,
-        /// Candidates for the initial noise, best by score.
-        #[arg(long, default_value_t = 16)]
-        candidates: usize,
-        /// Amplitude of the initial noise (0: a flat grey start).
-        #[arg(long, default_value_t = DEFAULT_INIT_NOISE)]
-        init_noise: f32,
+        /// Candidates for the initial noise, best by score (default: the model's
+        /// recommendation, else 16).
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Amplitude of the initial noise, 0 for a flat grey start (default: the model's
+        /// recommendation, else 0.35).
+        #[arg(long)]
+        init_noise: Option<f32>,
         /// Start from this picture instead of noise.
         #[arg(long)]
         init: Option<PathBuf>,
@@ -199,9 +211,14 @@ enum Command {
         /// rather than pad with black (DiffAugment's).
         #[arg(long)]
         edge_padding: bool,
-        /// Weight of the canvas's total variation in the loss (0: none, as the paper).
-        #[arg(long, default_value_t = 0.0)]
-        smoothness: f32,
+        /// Weight of the canvas's total variation in the loss (default: the model's
+        /// recommendation, else none, as the paper).
+        #[arg(long)]
+        smoothness: Option<f32>,
+        /// Clamp the canvas to [0, 1] after each step instead of the paper's dynamic
+        /// thresholding (which divides every pixel by the 95th percentile's excess).
+        #[arg(long)]
+        no_threshold: bool,
         /// Write a numbered PNG every `--frame-every` steps here, and animation.gif of them.
         #[arg(long)]
         frames: Option<PathBuf>,
@@ -500,8 +517,11 @@ async fn run(command: Command) -> Result<()> {
             let report = check::run(&compute.device, &compute.info).await?;
             println!("{}", json(&report));
         }
-        Command::Convert { src, out, quant, quick_gelu, name, license, config, tokenizer } => {
-            let options = convert::Options { quantization: quant, quick_gelu, config, name, license, tokenizer };
+        Command::Convert { src, out, quant, quick_gelu, name, license, config, tokenizer, recommended, source: source_note } => {
+            let recommended = recommended
+                .map(|json| serde_json::from_str(&json).map_err(|e| Error::Invalid(format!("--recommended: {e}"))))
+                .transpose()?;
+            let options = convert::Options { quantization: quant, quick_gelu, config, name, license, tokenizer, recommended, source: source_note };
             let manifest = convert::convert(&src, &out, &options)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             eprintln!("wrote {} ({:?}, {:.1} MB)", out.display(), manifest.quantization, bytes as f64 / 1e6);
@@ -517,6 +537,8 @@ async fn run(command: Command) -> Result<()> {
                     format!("{} AND {}", first.manifest.license, second.manifest.license)
                 },
                 source: format!("(1 - {weight}) x {} + {weight} x {}", a.display(), b.display()),
+                // Blends of one model's fine-tunings paint as that model does.
+                recommended: first.manifest.recommended.clone(),
             };
             folder::write(&out, &first.manifest.config, &tensors, quant, &first.tokenizer, description)?;
             eprintln!("wrote {}", out.display());
@@ -558,40 +580,55 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Generate {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr, decay,
-            candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, frames, frame_every, trace, out,
+            candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, no_threshold, frames, frame_every, trace, out,
         } => {
+            // What the command line says, over the paper's recipe or the model's own.
+            let given = |s: &mut Settings| {
+                s.steps = steps.unwrap_or(s.steps);
+                s.global_views = views.unwrap_or(s.global_views);
+                s.patch_views = patch_views.unwrap_or(s.patch_views);
+                s.learning_rate = lr.unwrap_or(s.learning_rate);
+                s.smoothness = smoothness.unwrap_or(s.smoothness);
+                s.colour_jitter &= !no_colour_jitter;
+                s.cutout &= !no_cutout;
+                s.edge_padding |= edge_padding;
+                if let Init::Noise { candidates: c, amplitude } = &mut s.init {
+                    *c = candidates.unwrap_or(*c);
+                    *amplitude = init_noise.unwrap_or(*amplitude);
+                }
+            };
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
             let mut settings = Settings::paper("", size.unwrap_or(224));
             settings.prompts = prompt.iter().map(|p| parse_prompt(p, 1.0)).collect::<Result<_>>()?;
             settings.negatives = negative.iter().map(|p| parse_prompt(p, 0.3)).collect::<Result<_>>()?;
-            settings.steps = steps;
             settings.seed = seed;
-            settings.global_views = views;
-            settings.patch_views = patch_views;
             settings.patch_weight = patch_weight;
-            settings.learning_rate = lr;
             settings.decay = decay;
-            settings.colour_jitter = !no_colour_jitter;
-            settings.cutout = !no_cutout;
-            settings.edge_padding = edge_padding;
-            settings.smoothness = smoothness;
             settings.snapshot_every = frame_every;
-            settings.init = match init {
-                Some(path) => Init::Image(read_pixels(&path)?),
-                None => Init::Noise { candidates, amplitude: init_noise },
-            };
+            if no_threshold {
+                settings.threshold = None;
+            }
+            if let Some(path) = &init {
+                settings.init = Init::Image(read_pixels(path)?);
+            }
             if fourier {
                 settings.parameterisation = Parameterisation::Fourier;
             }
+            given(&mut settings);
             settings.validate()?;
             let model = std::rc::Rc::new(load(&model).await?);
+            if let Some(recommended) = &model.manifest.recommended {
+                recommended.apply(&mut settings);
+                given(&mut settings);
+            }
             for prompt in settings.prompts.iter().chain(&settings.negatives) {
                 note_reading(&model, &prompt.text)?;
             }
             if size.is_none() {
                 settings.size = model.image_size();
             }
+            settings.validate()?;
             if let Some(dir) = &frames {
                 create_dir(dir)?;
             }
@@ -750,11 +787,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
     Ok(())
 }
 
-/// The built-in model (models/shapes-robust), compiled in so that the binary works anywhere.
+/// The built-in model (models/shapes-rn-robust, the first of models/index.json), compiled in
+/// so that the binary works anywhere.
 fn builtin_model() -> Result<ModelFiles> {
     macro_rules! file {
         ($name:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/", $name))
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-rn-robust/", $name))
         };
     }
     let manifest = std::str::from_utf8(file!("manifest.json")).expect("the built-in manifest is UTF-8");

@@ -20,7 +20,7 @@ use augment::Views;
 use objective::Objective;
 use optimise::{Update, clip_grad_norm, threshold};
 use param::{Canvas, low_frequency_noise};
-pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Settings};
+pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Recommended, Settings};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,6 +1,8 @@
 //! Every knob of a generation, with the paper's defaults (docs/generation.md says where each
 //! comes from), checked before any work starts.
 
+use serde::{Deserialize, Serialize};
+
 use crate::pixels::Pixels;
 use crate::tokenizer::MAX_PROMPT_CHARS;
 use crate::{Error, Result};
@@ -95,6 +97,82 @@ pub struct Settings {
     pub optimiser: Optimiser,
     /// A snapshot is marked every this many steps.
     pub snapshot_every: usize,
+}
+
+/// The settings a model folder recommends for painting with it (its manifest's
+/// `recommended`, in the page's names): where a person sets nothing, they replace the
+/// paper's. The built-in Shapes models carry the recipe measured best for them
+/// (docs/shapes.md); a converted CLIPAG carries none and paints with the paper's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recommended {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_views: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_noise: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothness: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour_jitter: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutout: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_padding: Option<bool>,
+}
+
+impl Recommended {
+    /// `settings` with every recommended value in place of its own.
+    pub fn apply(&self, s: &mut Settings) {
+        s.steps = self.steps.unwrap_or(s.steps);
+        s.global_views = self.views.unwrap_or(s.global_views);
+        s.patch_views = self.patch_views.unwrap_or(s.patch_views);
+        s.learning_rate = self.lr.unwrap_or(s.learning_rate);
+        s.smoothness = self.smoothness.unwrap_or(s.smoothness);
+        s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
+        s.cutout = self.cutout.unwrap_or(s.cutout);
+        s.edge_padding = self.edge_padding.unwrap_or(s.edge_padding);
+        if let Init::Noise { candidates, amplitude } = &mut s.init {
+            *candidates = self.candidates.unwrap_or(*candidates);
+            *amplitude = self.init_noise.unwrap_or(*amplitude);
+        }
+    }
+
+    /// Every value a recommendation can name, as `settings` has it: what a page shows as
+    /// a model's defaults.
+    pub fn from_settings(s: &Settings) -> Self {
+        let (candidates, init_noise) = match s.init {
+            Init::Noise { candidates, amplitude } => (Some(candidates), Some(amplitude)),
+            Init::Image(_) => (None, None),
+        };
+        Self {
+            steps: Some(s.steps),
+            views: Some(s.global_views),
+            patch_views: Some(s.patch_views),
+            lr: Some(s.learning_rate),
+            candidates,
+            init_noise,
+            smoothness: Some(s.smoothness),
+            colour_jitter: Some(s.colour_jitter),
+            cutout: Some(s.cutout),
+            edge_padding: Some(s.edge_padding),
+        }
+    }
+
+    /// Refuses a recommendation that could not paint (checked where a folder is written and
+    /// read, so a bad manifest fails on load, not on Generate).
+    pub fn validate(&self) -> Result<()> {
+        let mut settings = Settings::paper("a recommendation", 64);
+        self.apply(&mut settings);
+        settings.validate().map_err(|e| Error::Invalid(format!("the model's recommended settings: {e}")))
+    }
 }
 
 /// Canvases larger than this on a side are refused: views are resampled from the canvas every

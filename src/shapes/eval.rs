@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::judge::{Judge, Verdict};
 use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
 use crate::engine::Model;
-use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Optimiser, Parameterisation, Prompt, Settings};
+use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Optimiser, Parameterisation, Prompt, Recommended, Settings};
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::Result;
@@ -169,6 +169,26 @@ pub struct Recipe {
 impl Default for Recipe {
     fn default() -> Self {
         Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, cutout: true, edge_padding: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false, decay: false, from_clean: false }
+    }
+}
+
+impl Recipe {
+    /// This recipe with a model's recommended values in place of its own (what the page and
+    /// `clipag generate` paint that model with), on a canvas of the model's `size`.
+    pub fn recommended_for(self, recommended: &Recommended, size: usize) -> Self {
+        Self {
+            steps: recommended.steps.unwrap_or(self.steps),
+            canvas: size,
+            global_views: recommended.views.unwrap_or(self.global_views),
+            patch_views: recommended.patch_views.unwrap_or(self.patch_views),
+            learning_rate: recommended.lr.unwrap_or(self.learning_rate),
+            init_noise: recommended.init_noise.unwrap_or(self.init_noise),
+            colour_jitter: recommended.colour_jitter.unwrap_or(self.colour_jitter),
+            cutout: recommended.cutout.unwrap_or(self.cutout),
+            edge_padding: recommended.edge_padding.unwrap_or(self.edge_padding),
+            smoothness: recommended.smoothness.unwrap_or(self.smoothness),
+            ..self
+        }
     }
 }
 

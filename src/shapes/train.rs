@@ -748,6 +748,7 @@ impl Trainer {
             name: name.to_string(),
             license: "CC-BY-4.0".into(),
             source,
+            recommended: None,
         };
         folder::write(dir, &self.config, &weights, quantization, &self.tokenizer_json, description)?;
         Ok(())

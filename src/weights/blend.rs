@@ -52,7 +52,7 @@ mod tests {
         for t in tensors.values_mut() {
             t.data.fill(value);
         }
-        let description = Description { name: "m".into(), license: "CC0-1.0".into(), source: "test".into() };
+        let description = Description { name: "m".into(), license: "CC0-1.0".into(), source: "test".into(), recommended: None };
         folder::write(dir, &config, &tensors, Quantization::F32, br#"{"test":1}"#, description).unwrap();
         folder::read(dir).unwrap()
     }

@@ -5,15 +5,16 @@
 //!    `state_dict` whose keys carry a `module.` prefix), read by the safe pickle reader;
 //! 2. open_clip's `open_clip_model.safetensors` + `open_clip_config.json` (FARE, TeCoA);
 //! 3. Hugging Face transformers' `model.safetensors` + `config.json`.
+//! A model folder of this project converts too (to another precision, name or
+//! recommendation), keeping its own tokenizer and recommendation unless told otherwise.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::folder::{self, Description};
 use super::quant::Quantization;
 use super::tensors::{HostTensor, TensorMap};
 use super::Manifest;
-use crate::model::{Clip, ClipConfig, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig, WeightSource};
+use crate::model::{ClipConfig, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig};
 use crate::{Error, Result};
 
 pub struct Options {
@@ -27,6 +28,10 @@ pub struct Options {
     /// A `tokenizer.json` to ship in place of CLIP's BPE, for a model trained on a
     /// vocabulary of its own (the Shapes twins trained by tools/shapes_torch.py).
     pub tokenizer: Option<PathBuf>,
+    /// How to paint with the model, recorded in its manifest (see `Recommended`).
+    pub recommended: Option<crate::generate::Recommended>,
+    /// Where the weights came from, in place of the converted file's name.
+    pub source: Option<String>,
 }
 
 /// Where a checkpoint's architecture came from; the activation flag applies only where the
@@ -36,6 +41,9 @@ struct Checkpoint {
     config: ClipConfig,
     activation_recorded: bool,
     kind: &'static str,
+    /// A model folder's own tokenizer and recommendation.
+    tokenizer: Option<Vec<u8>>,
+    recommended: Option<crate::generate::Recommended>,
 }
 
 fn invalid(what: impl std::fmt::Display) -> Error {
@@ -63,14 +71,7 @@ pub fn convert(src: &Path, out: &Path, options: &Options) -> Result<Manifest> {
 
     // Building the model on the CPU proves every tensor is there with the right shape before
     // anything is written, and tells which tensors the model uses: only those are kept.
-    let mut recording = Recording { tensors: &checkpoint.tensors, used: BTreeSet::new() };
-    Clip::load(&config, &mut recording, &burn::tensor::Device::flex())?;
-    let used: TensorMap = checkpoint
-        .tensors
-        .iter()
-        .filter(|(name, _)| recording.used.contains(*name))
-        .map(|(name, t)| (name.clone(), t.clone()))
-        .collect();
+    let used = super::loaded_tensors(&config, &mut checkpoint.tensors)?;
 
     let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let description = Description {
@@ -78,15 +79,17 @@ pub fn convert(src: &Path, out: &Path, options: &Options) -> Result<Manifest> {
         license: options.license.clone().unwrap_or_else(|| "unknown: see the source of the weights".into()),
         source: format!(
             "{} ({}), converted by clipag {} at {:?}",
-            src.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            options.source.clone().unwrap_or_else(|| src.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
             checkpoint.kind,
             env!("CARGO_PKG_VERSION"),
             options.quantization
         ),
+        recommended: options.recommended.clone().or(checkpoint.recommended),
     };
-    let tokenizer = match &options.tokenizer {
-        Some(path) => own_tokenizer(path, &config)?,
-        None => crate::tokenizer::vocab::clip_tokenizer_json()?,
+    let tokenizer = match (&options.tokenizer, checkpoint.tokenizer) {
+        (Some(path), _) => own_tokenizer(path, &config)?,
+        (None, Some(bytes)) => bytes,
+        (None, None) => crate::tokenizer::vocab::clip_tokenizer_json()?,
     };
     folder::write(out, &config, &used, options.quantization, &tokenizer, description)
 }
@@ -108,25 +111,12 @@ fn own_tokenizer(path: &Path, config: &ClipConfig) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-struct Recording<'a> {
-    tensors: &'a TensorMap,
-    used: BTreeSet<String>,
-}
-
-impl WeightSource for Recording<'_> {
-    fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
-        let tensor = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| invalid(format!("the checkpoint has no tensor '{name}', which the model needs")))?;
-        self.used.insert(name.to_string());
-        Ok(tensor.clone())
-    }
-}
-
 fn read_checkpoint(src: &Path, options: &Options) -> Result<Checkpoint> {
     if src.is_dir() {
         let has = |name: &str| src.join(name).is_file();
+        if has("manifest.json") {
+            return read_model_folder(src);
+        }
         if has("open_clip_model.safetensors") && has("open_clip_config.json") {
             return read_open_clip(&src.join("open_clip_model.safetensors"), &src.join("open_clip_config.json"));
         }
@@ -164,6 +154,20 @@ fn read_checkpoint(src: &Path, options: &Options) -> Result<Checkpoint> {
     Err(invalid(format!("{}: neither a PyTorch checkpoint nor a safetensors file", src.display())))
 }
 
+/// A model folder of this project, every tensor expanded to f32.
+fn read_model_folder(src: &Path) -> Result<Checkpoint> {
+    let files = folder::read(src)?;
+    let tensors = super::loaded_tensors(&files.manifest.config, &mut super::StoredWeights::parse(&files.weights)?)?;
+    Ok(Checkpoint {
+        tensors,
+        config: files.manifest.config,
+        activation_recorded: true,
+        kind: "model folder",
+        tokenizer: Some(files.tokenizer),
+        recommended: files.manifest.recommended,
+    })
+}
+
 fn read_torch(src: &Path, bytes: Vec<u8>, config: Option<PathBuf>) -> Result<Checkpoint> {
     let tensors = super::torch::read_state_dict(std::io::Cursor::new(bytes))
         .map_err(|e| invalid(format!("{}: {e}", src.display())))?;
@@ -171,7 +175,7 @@ fn read_torch(src: &Path, bytes: Vec<u8>, config: Option<PathBuf>) -> Result<Che
         Some(path) => open_clip_config(&path)?,
         None => (infer_config(&tensors)?, false),
     };
-    Ok(Checkpoint { tensors, config, activation_recorded, kind: "PyTorch checkpoint" })
+    Ok(Checkpoint { tensors, config, activation_recorded, kind: "PyTorch checkpoint", tokenizer: None, recommended: None })
 }
 
 fn open_clip_config(path: &Path) -> Result<(ClipConfig, bool)> {
@@ -185,7 +189,7 @@ fn open_clip_config(path: &Path) -> Result<(ClipConfig, bool)> {
 fn read_open_clip(weights: &Path, config: &Path) -> Result<Checkpoint> {
     let (config, activation_recorded) = open_clip_config(config)?;
     let tensors = read_safetensors(weights)?;
-    Ok(Checkpoint { tensors, config, activation_recorded, kind: "open_clip safetensors" })
+    Ok(Checkpoint { tensors, config, activation_recorded, kind: "open_clip safetensors", tokenizer: None, recommended: None })
 }
 
 /// Every floating-point tensor of a safetensors file, as f32.
@@ -290,7 +294,7 @@ fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
     };
     let vision_layers = get(&vision, "num_hidden_layers", 12);
     let tensors = hugging_face_to_open_clip(read_safetensors(weights)?, config.text.layers, vision_layers)?;
-    Ok(Checkpoint { tensors, config, activation_recorded: true, kind: "Hugging Face transformers" })
+    Ok(Checkpoint { tensors, config, activation_recorded: true, kind: "Hugging Face transformers", tokenizer: None, recommended: None })
 }
 
 /// transformers' `CLIPModel` names -> open_clip's. Query, key and value projections are

@@ -29,6 +29,8 @@ pub struct Description {
     pub name: String,
     pub license: String,
     pub source: String,
+    /// How to paint with it, where it has its own way (see `Recommended`).
+    pub recommended: Option<crate::generate::Recommended>,
 }
 
 /// Writes a model folder: the tensors encoded at `quantization`, the tokenizer, and a
@@ -41,6 +43,9 @@ pub fn write(
     tokenizer_json: &[u8],
     description: Description,
 ) -> Result<Manifest> {
+    if let Some(recommended) = &description.recommended {
+        recommended.validate()?;
+    }
     let encoded: Vec<(String, quant::Encoded)> = tensors
         .iter()
         .map(|(name, t)| (name.clone(), quant::encode(t, quantization.encoding(name, &t.shape))))
@@ -74,6 +79,7 @@ pub fn write(
         ]
         .into_iter()
         .collect(),
+        recommended: description.recommended,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     for (name, bytes) in [

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::quant::Quantization;
+use crate::generate::Recommended;
 use crate::model::ClipConfig;
 use crate::{Error, Result};
 
@@ -29,6 +30,9 @@ pub struct Manifest {
     pub quantization: Quantization,
     pub config: ClipConfig,
     pub files: BTreeMap<String, FileEntry>,
+    /// How to paint with this model where a person says nothing (absent: the paper's way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended: Option<Recommended>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,9 @@ impl Manifest {
             }
         }
         manifest.config.validate()?;
+        if let Some(recommended) = &manifest.recommended {
+            recommended.validate()?;
+        }
         Ok(manifest)
     }
 

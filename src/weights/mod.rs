@@ -85,9 +85,28 @@ impl WeightSource for StoredWeights<'_> {
     }
 }
 
+/// Every tensor a model of `config` takes from `source`, by open_clip name and in the shape
+/// the model asks for: the model's own loading code, run once on the CPU, says which.
+pub fn loaded_tensors(config: &crate::model::ClipConfig, source: &mut dyn WeightSource) -> Result<tensors::TensorMap> {
+    struct Recording<'a> {
+        source: &'a mut dyn WeightSource,
+        tensors: tensors::TensorMap,
+    }
+    impl WeightSource for Recording<'_> {
+        fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+            let tensor = self.source.take(name, shape)?;
+            self.tensors.insert(name.to_string(), tensor.clone());
+            Ok(tensor)
+        }
+    }
+    let mut recording = Recording { source, tensors: tensors::TensorMap::new() };
+    crate::model::Clip::load(config, &mut recording, &burn::tensor::Device::flex())?;
+    Ok(recording.tensors)
+}
+
 impl WeightSource for tensors::TensorMap {
     fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
         self.remove(name)
-            .ok_or_else(|| Error::Invalid(format!("weights: the checkpoint has no tensor '{name}'")))
+            .ok_or_else(|| Error::Invalid(format!("weights: the checkpoint has no tensor '{name}', which the model needs")))
     }
 }

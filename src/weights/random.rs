@@ -6,7 +6,7 @@
 use super::tensors::{HostTensor, TensorMap};
 use crate::Result;
 use crate::rng::Rng;
-use crate::model::{Clip, ClipConfig, WeightSource};
+use crate::model::{ClipConfig, WeightSource};
 
 pub struct RandomWeights {
     rng: Rng,
@@ -20,20 +20,7 @@ impl RandomWeights {
     /// Every tensor a model of `config` loads, by open_clip name: the names come from the
     /// model's own loading code, run once on the CPU.
     pub fn tensors(config: &ClipConfig, seed: u64) -> Result<TensorMap> {
-        struct Recording {
-            random: RandomWeights,
-            tensors: TensorMap,
-        }
-        impl WeightSource for Recording {
-            fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-                let tensor = self.random.take(name, shape)?;
-                self.tensors.insert(name.to_string(), tensor.clone());
-                Ok(tensor)
-            }
-        }
-        let mut recording = Recording { random: RandomWeights::new(seed), tensors: TensorMap::new() };
-        Clip::load(config, &mut recording, &burn::tensor::Device::flex())?;
-        Ok(recording.tensors)
+        super::loaded_tensors(config, &mut RandomWeights::new(seed))
     }
 }
 

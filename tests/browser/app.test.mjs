@@ -80,7 +80,7 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
     const image = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
     return { width: image.width, height: image.height };
   }, png.bytes.toString('base64'));
-  assert.deepEqual(decoded, { width: 64, height: 64 });
+  assert.deepEqual(decoded, { width: 96, height: 96 });
   const gif = await download('download-gif');
   assert.equal(gif.bytes.subarray(0, 6).toString('latin1'), 'GIF89a');
   assert.match(page.url(), /prompt=a\+large\+yellow\+star/);

@@ -123,7 +123,7 @@ pub fn converted_from(dir: &Path, source: &str, quantization: Quantization) -> P
     }
     let fixture = dir.file_name().unwrap().to_string_lossy();
     let out = temp_dir(&format!("{fixture}-{}-{:?}", source.replace(['/', '.'], "_"), quantization));
-    let options = convert::Options { quantization, quick_gelu: false, config: None, name: Some("tiny".into()), license: Some("test".into()), tokenizer: None };
+    let options = convert::Options { quantization, quick_gelu: false, config: None, name: Some("tiny".into()), license: Some("test".into()), tokenizer: None, recommended: None, source: None };
     convert::convert(&dir.join(source), &out, &options).expect("the fixture converts");
     done.insert(key, out.clone());
     out
