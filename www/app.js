@@ -180,7 +180,8 @@ async function showDefaults(id) {
     const manifest = entry.files?.manifest ?? await fetchManifest(entry.base);
     const { settings } = await engine.call({ type: 'defaults', manifest });
     for (const [field, key] of Object.entries(NUMBERS)) {
-      if (settings[key] !== undefined) $(field).placeholder = String(settings[key]);
+      // The engine's numbers are f32: shown as the decimals they were written as.
+      if (settings[key] !== undefined) $(field).placeholder = String(Number(settings[key].toPrecision(6)));
     }
     $('colour-jitter').dataset.default = String(settings.colourJitter);
     $('colour-jitter').checked = settings.colourJitter;

@@ -86,6 +86,28 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
   assert.match(page.url(), /prompt=a\+large\+yellow\+star/);
 });
 
+test("the empty fields show the chosen model's own defaults, and follow the model picker", async (t) => {
+  const page = await openPage(t, '?model=/test-models/tiny-q8/', { mounts });
+  assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
+  const shown = () => page.evaluate(() => ({
+    steps: document.getElementById('steps').placeholder,
+    views: document.getElementById('views').placeholder,
+    patchViews: document.getElementById('patch-views').placeholder,
+    lr: document.getElementById('lr').placeholder,
+    jitter: document.getElementById('colour-jitter').checked,
+    compare: document.getElementById('compare-model').value,
+  }));
+  // A converted model without a recommendation: the paper's recipe.
+  assert.deepEqual(await shown(), { steps: '100', views: '32', patchViews: '32', lr: '0.0175', jitter: true, compare: 'shapes-rn-plain' });
+  // The built-in convolutional twin recommends the recipe measured best for it (its manifest).
+  await page.selectOption('#model', 'shapes-rn-robust');
+  await page.waitForFunction(() => document.getElementById('steps').placeholder === '60');
+  assert.deepEqual(await shown(), { steps: '60', views: '16', patchViews: '0', lr: '0.05', jitter: false, compare: 'shapes-rn-plain' });
+  await page.selectOption('#model', 'shapes-robust');
+  await page.waitForFunction(() => document.getElementById('steps').placeholder === '40');
+  assert.deepEqual(await shown(), { steps: '40', views: '8', patchViews: '8', lr: '0.05', jitter: false, compare: 'shapes-plain' });
+});
+
 test('the page names the words the built-in model does not know, and the ones it does', async (t) => {
   const page = await openPage(t, `?prompt=a+red+cat+on+the+moon&negative=a+blue+dog&steps=1&views=1&patchViews=0&candidates=1&autostart=1`, { mounts });
   assert.equal(await waitForState(page, ['done', 'error'], 300_000), 'done', await page.textContent('#status'));
