@@ -4,11 +4,12 @@
 // Needs a built site (./build.sh). Chromium's WebGPU here is whatever it finds: SwiftShader
 // (on the CPU) on a machine without a GPU.
 //
-// Usage: node tools/bench-browser.mjs [--arch shapes|shapes-vit|vit-b-32|rn50] [--views 8,64]
+// Usage: node tools/bench-browser.mjs [--arch shapes|shapes-rn|vit-b-32|rn50] [--views 8,64]
 //                                     [--warmup 3] [--steps 10] [--backend gpu|cpu] [--startup]
-// `shapes` is the built-in model (models/index.json's first), `shapes-vit` the built-in ViT
-// twin; `vit-b-32` and `rn50` are open_clip's architectures with random weights (no such
-// checkpoint can be fetched here): the work of a step depends on the shapes, not the values.
+// `shapes` is the robust Shapes ViT (models/shapes-robust), `shapes-rn` the built-in
+// convolutional model (models/shapes-rn-robust), as `clipag bench` names them; `vit-b-32`
+// and `rn50` are open_clip's architectures with random weights (no such checkpoint can be
+// fetched here): the work of a step depends on the shapes, not the values.
 
 import { chromium } from 'playwright-core';
 import { parseArgs } from 'node:util';
@@ -39,8 +40,7 @@ try {
     const { installWebGpuShim } = await import('/www/webgpu-shim.js');
     installWebGpuShim();
     await engine.default();
-    const builtIn = (await (await fetch('/models/index.json')).json())[0].path;
-    const base = `/${arch === 'shapes-vit' ? 'models/shapes-robust/' : builtIn}`;
+    const base = arch === 'shapes-rn' ? '/models/shapes-rn-robust/' : '/models/shapes-robust/';
     const get = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
     const manifest = await (await fetch(`${base}manifest.json`)).text();
     // The prompt's tokens come from the built-in model's small vocabulary (the text is

@@ -234,7 +234,8 @@ enum Command {
     /// Time the generation step (views, augmentations, forward, input-gradient backward,
     /// update) on random weights, and print steps/s and views/s per backend and view count.
     Bench {
-        /// `vit-b-32` (the CLIPAG model's size) or `shapes` (the built-in model's).
+        /// `vit-b-32` (the CLIPAG model's size), `rn50` (open_clip's RN50), `shapes` (the Shapes
+        /// ViT's) or `shapes-rn` (the built-in convolutional model's).
         #[arg(long, default_value = "vit-b-32")]
         arch: String,
         /// Views per step (half global, half patch), comma-separated.
@@ -659,8 +660,13 @@ async fn run(command: Command) -> Result<()> {
 async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps: usize) -> Result<()> {
     let (config, tokenizer) = match arch {
         "vit-b-32" => (clipag::model::ClipConfig::vit_b_32(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
+        "rn50" => (clipag::model::ClipConfig::rn50(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
         "shapes" => (train::config(), train::tokenizer_json()?),
-        other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32 or shapes"))),
+        "shapes-rn" => {
+            let files = builtin_model()?;
+            (files.manifest.config, files.tokenizer)
+        }
+        other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32, rn50, shapes or shapes-rn"))),
     };
     let kinds = match backend {
         "all" => vec![device::BackendKind::Gpu, device::BackendKind::Cpu],
