@@ -119,13 +119,14 @@ fn hugging_face_layout_matches_open_clip() {
     }
 }
 
-#[test]
-fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
-    let dir = temp_dir("vit-b-32");
-    let config = ClipConfig::vit_b_32();
+/// A full-size architecture with random weights, written in the CLIPAG layout: the converter
+/// reads the architecture off the tensors, q8 is at most 30% of the f32 checkpoint, and the
+/// model loads and takes a forward and backward pass on the CPU.
+fn full_size_converts_small_and_runs(name: &str, config: ClipConfig) {
+    let dir = temp_dir(name);
     let t = Instant::now();
     let tensors = RandomWeights::tensors(&config, 7).unwrap();
-    let pt = dir.join("CLIPAG_ViTB32_random.pt");
+    let pt = dir.join(format!("{name}_random.pt"));
     torch::write_clipag_layout(std::io::BufWriter::new(std::fs::File::create(&pt).unwrap()), &tensors, "random").unwrap();
     drop(tensors);
     let written = t.elapsed();
@@ -134,7 +135,7 @@ fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
     let out = dir.join("q8");
     let manifest = convert::convert(&pt, &out, &options(Quantization::Q8)).unwrap();
     let converted = t.elapsed();
-    assert_eq!(manifest.config, config, "the architecture is read off the shapes");
+    assert_eq!(manifest.config, config, "the architecture is read off the tensor names and shapes");
     let f32_bytes = std::fs::metadata(&pt).unwrap().len();
     let q8_bytes = manifest.files.values().map(|f| f.bytes).sum::<u64>();
     let ratio = q8_bytes as f64 / f32_bytes as f64;
@@ -151,46 +152,18 @@ fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
     assert!(result.cosine.is_finite());
     assert!(result.grad.iter().all(|g| g.is_finite()) && result.grad.iter().any(|g| *g != 0.0));
     eprintln!(
-        "ViT-B/32: f32 checkpoint {:.0} MB (written in {written:.1?}), q8 folder {:.0} MB = {:.1}% (converted in {converted:.1?}); \
+        "{name}: f32 checkpoint {:.0} MB (written in {written:.1?}), q8 folder {:.0} MB = {:.1}% (converted in {converted:.1?}); \
          loaded on the CPU in {loaded:.1?}; one forward+backward {step:.1?}",
         f32_bytes as f64 / 1e6, q8_bytes as f64 / 1e6, 100.0 * ratio
     );
 }
 
 #[test]
+fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
+    full_size_converts_small_and_runs("ViT-B-32", ClipConfig::vit_b_32());
+}
+
+#[test]
 fn rn50_in_the_clipag_layout_converts_small_and_runs() {
-    let dir = temp_dir("rn50");
-    let config = ClipConfig::rn50();
-    let t = Instant::now();
-    let tensors = RandomWeights::tensors(&config, 7).unwrap();
-    let pt = dir.join("RN50_random.pt");
-    torch::write_clipag_layout(std::io::BufWriter::new(std::fs::File::create(&pt).unwrap()), &tensors, "random").unwrap();
-    drop(tensors);
-    let written = t.elapsed();
-
-    let t = Instant::now();
-    let out = dir.join("q8");
-    let manifest = convert::convert(&pt, &out, &options(Quantization::Q8)).unwrap();
-    let converted = t.elapsed();
-    assert_eq!(manifest.config, config, "the ModifiedResNet is read off the tensor names and shapes");
-    let f32_bytes = std::fs::metadata(&pt).unwrap().len();
-    let q8_bytes = manifest.files.values().map(|f| f.bytes).sum::<u64>();
-    let ratio = q8_bytes as f64 / f32_bytes as f64;
-    assert!(ratio <= 0.30, "q8 is {ratio:.3} of f32");
-
-    let t = Instant::now();
-    let device = burn::tensor::Device::flex().autodiff();
-    let model = Model::load(&folder::read(&out).unwrap(), &device).unwrap();
-    let loaded = t.elapsed();
-    let image = Pixels::new(224, 224, (0..3 * 224 * 224).map(|i| ((i % 997) as f32) / 997.0).collect()).unwrap();
-    let t = Instant::now();
-    let result = pollster::block_on(model.pixel_gradient(&image, "a photo of a cat")).unwrap();
-    let step = t.elapsed();
-    assert!(result.cosine.is_finite());
-    assert!(result.grad.iter().all(|g| g.is_finite()) && result.grad.iter().any(|g| *g != 0.0));
-    eprintln!(
-        "RN50: f32 checkpoint {:.0} MB (written in {written:.1?}), q8 folder {:.0} MB = {:.1}% (converted in {converted:.1?}); \
-         loaded on the CPU in {loaded:.1?}; one forward+backward {step:.1?}",
-        f32_bytes as f64 / 1e6, q8_bytes as f64 / 1e6, 100.0 * ratio
-    );
+    full_size_converts_small_and_runs("RN50", ClipConfig::rn50());
 }

@@ -8,10 +8,9 @@ use std::rc::Rc;
 
 use burn::module::{Param, ParamId};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
-
-use super::resnet::ConvBn;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::resnet::ConvBn;
 use crate::weights::tensors::{HostTensor, TensorMap};
 use crate::{Error, Result};
 

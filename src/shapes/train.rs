@@ -1207,6 +1207,30 @@ mod tests {
     }
 
     #[test]
+    fn a_resnet_twin_trains_and_exports_as_open_clip_names_with_identity_batch_norm() {
+        let resnet = ResNetConfig { image_size: 32, layers: vec![1, 1, 1, 1], width: 4, heads: 2 };
+        let plan = Plan { seed: 3, batch: 4, pretrain_steps: 1, finetune_steps: 0, epsilon: None, resnet: Some(resnet), ..Plan::default() };
+        let mut trainer = Trainer::new(plan.clone()).unwrap();
+        assert!(trainer.step().unwrap().is_finite());
+        let exported = trainer.model.export(&trainer.origins).unwrap();
+        assert_eq!(exported["visual.layer1.0.bn1.weight"].data, vec![1.0; 4]);
+        assert_eq!(exported["visual.layer1.0.downsample.1.running_mean"].data, vec![0.0; 16]);
+        assert!(exported.contains_key("visual.attnpool.positional_embedding"));
+        // The folder written from it reads back as the model that trained.
+        let dir = std::env::temp_dir().join(format!("clipag-resnet-{}", std::process::id()));
+        trainer.save_checkpoint(&dir).unwrap();
+        let resumed = Trainer::resume(plan.clone(), &dir).unwrap();
+        let deeper = Trainer::grown(Plan { deeper_vision: 1, ..plan }, &dir).err().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(deeper.to_string().contains("ModifiedResNet"), "{deeper}");
+        let (images, _, _) = trainer.batch(2, &mut Rng::new(9)).unwrap();
+        let embed = |t: &Trainer| t.model.encode_image(images.clone()).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+        let (before, after) = (embed(&trainer), embed(&resumed));
+        let worst = before.iter().zip(&after).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-4, "the exported ResNet computes differently by {worst}");
+    }
+
+    #[test]
     fn a_grown_tower_starts_as_the_pre_trained_one() {
         let plan = Plan { seed: 3, batch: 4, pretrain_steps: 0, finetune_steps: 1, epsilon: None, deeper_vision: 2, wider_vision_mlp: 1024, patch_scale: 0.1, ..Plan::default() };
         let trainer = Trainer::new(plan.clone()).unwrap();
