@@ -131,7 +131,7 @@ enum Command {
     /// full-size models; real checkpoints cannot be downloaded everywhere).
     #[command(hide = true)]
     RandomCheckpoint {
-        /// `vit-b-32`, or an open_clip_config.json.
+        /// `vit-b-32`, `rn50`, or an open_clip_config.json.
         #[arg(long, default_value = "vit-b-32")]
         arch: String,
         #[arg(long, default_value_t = 1)]
@@ -547,6 +547,7 @@ async fn run(command: Command) -> Result<()> {
         Command::RandomCheckpoint { arch, seed, out } => {
             let config = match arch.as_str() {
                 "vit-b-32" => clipag::model::ClipConfig::vit_b_32(),
+                "rn50" => clipag::model::ClipConfig::rn50(),
                 path => {
                     let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
                     clipag::model::ClipConfig::from_open_clip_json(&text)?
