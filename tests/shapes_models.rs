@@ -1,6 +1,7 @@
-//! The shipped Shapes twins (models/): small enough to ship, and the paper's claim in one
-//! test: for held-out prompts (combinations neither model saw), the judge reads more of the
-//! prompt in the robust twin's pictures than in the plain twin's, on the same seeds.
+//! The shipped Shapes twins (models/), the vision transformers and the convolutional ones:
+//! small enough to ship, and the paper's claim: for held-out prompts (combinations neither
+//! model saw), the judge reads more of the prompt in the robust twin's pictures than in the
+//! plain twin's, on the same seeds.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::rc::Rc;
 use clipag::engine::Model;
 use clipag::generate::DEFAULT_INIT_NOISE;
 use clipag::shapes::eval::{Recipe, held_out_scenes, paint, score, settings};
+use clipag::shapes::world::Scene;
 use clipag::shapes::judge::Judge;
 use clipag::weights::folder;
 
@@ -87,18 +89,58 @@ fn the_judge_accepts_held_out_prompts_painted_by_the_robust_twin() {
 /// What "robust" means here, measured on the shipped twins: PGD (10 steps at the recipe's
 /// 16/255) on 32 fresh scenes drives the plain twin's image-to-caption loss past a
 /// uniform guess's (ln 32) and leaves the robust twin's far below it (docs/shapes.md has
-/// both over 256 scenes).
-#[test]
-fn pgd_breaks_the_plain_twin_and_not_the_robust_one() {
+/// both over 256 scenes for the ViT twins, over 64 for the convolutional ones).
+fn pgd_breaks_the_plain_twin_and_not_the_robust_one(plain_name: &str, robust_name: &str) {
     use clipag::shapes::train::{Attack, Plan, Trainer};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let plan = Plan { attack: Attack::Pgd, attack_steps: 10, ..Plan::default() };
     let attacked = |name: &str| Trainer::probe(plan.clone(), &dir.join(name)).unwrap().attacked_loss(32, 11).unwrap();
-    let ((plain_clean, plain), (robust_clean, robust)) = (attacked("shapes-plain"), attacked("shapes-robust"));
-    eprintln!("plain {plain_clean} -> {plain}, robust {robust_clean} -> {robust}");
+    let ((plain_clean, plain), (robust_clean, robust)) = (attacked(plain_name), attacked(robust_name));
+    eprintln!("{plain_name} {plain_clean} -> {plain}, {robust_name} {robust_clean} -> {robust}");
     let chance = 32f32.ln();
     assert!(plain_clean < 0.5 && plain > chance, "plain: {plain_clean} -> {plain}");
     assert!(robust > robust_clean && robust < chance / 3.0, "robust: {robust_clean} -> {robust}");
-    let lonely = Trainer::probe(plan, &dir.join("shapes-robust")).unwrap().attacked_loss(1, 11).unwrap_err();
+    let lonely = Trainer::probe(plan, &dir.join(robust_name)).unwrap().attacked_loss(1, 11).unwrap_err();
     assert!(lonely.to_string().contains("--batch"), "{lonely}");
 }
+
+#[test]
+fn pgd_breaks_the_plain_vit_twin_and_not_the_robust_one() {
+    pgd_breaks_the_plain_twin_and_not_the_robust_one("shapes-plain", "shapes-robust");
+}
+
+#[test]
+fn pgd_breaks_the_plain_convolutional_twin_and_not_the_robust_one() {
+    pgd_breaks_the_plain_twin_and_not_the_robust_one("shapes-rn-plain", "shapes-rn-robust");
+}
+
+/// The recipe a shipped model recommends (its manifest's `recommended`: what the page and
+/// `clipag generate` paint it with), as the evaluation runs it.
+fn recommended_recipe(model: &Model) -> Recipe {
+    let recommended = model.manifest.recommended.as_ref().expect("the built-in models recommend a recipe");
+    Recipe::default().recommended_for(recommended, model.image_size())
+}
+
+/// Issue 33's acceptance on a held-out prompt of the evaluation, picked from its
+/// pictures.csv (docs/shapes.md has the rates over 200 pictures; not every prompt is
+/// accepted): the judge reads the prompt's shape and place in the convolutional robust
+/// twin's picture, painted with its recommended recipe, and fewer of the prompt's
+/// attributes in the plain twin's picture of the same prompt and seed.
+#[test]
+fn the_judge_reads_shape_and_place_in_the_convolutional_robust_twins_painting() {
+    let (robust, plain) = (model("shapes-rn-robust"), model("shapes-rn-plain"));
+    let judge = Judge::new();
+    let scenes = held_out_scenes(100, 13);
+    let (wanted, seed) = ACCEPTED;
+    let scene: &Scene = scenes.iter().find(|s| s.caption() == wanted).expect("an evaluation prompt");
+    let recipe = recommended_recipe(&robust);
+    let r = score(scene, &judge.judge(&pollster::block_on(paint(&robust, wanted, seed, &recipe)).unwrap()));
+    let p = score(scene, &judge.judge(&pollster::block_on(paint(&plain, wanted, seed, &recipe)).unwrap()));
+    eprintln!("{wanted:?} seed {seed}: robust {r:?}, plain {p:?} (colour, shape, background, place, size)");
+    let right = |v: &[bool; 5]| v.iter().filter(|ok| **ok).count();
+    assert!(r[1] && r[3], "{wanted:?} seed {seed}: the judge does not read the shape and place in the robust twin's picture ({r:?})");
+    assert!(right(&p) < right(&r), "{wanted:?} seed {seed}: plain {p:?} judged no worse than robust {r:?}");
+}
+
+/// The prompt and seed of the test above.
+const ACCEPTED: (&str, u64) = ("a large white star at the bottom on a green background", 0);
