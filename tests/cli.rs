@@ -60,7 +60,7 @@ fn generate_uses_the_built_in_model_by_default() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let picture = image::open(&out_png).expect("a PNG");
-    assert_eq!((picture.width(), picture.height()), (96, 96));
+    assert_eq!((picture.width(), picture.height()), (64, 64));
     std::fs::remove_file(out_png).ok();
 }
 

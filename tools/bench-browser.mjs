@@ -6,8 +6,8 @@
 //
 // Usage: node tools/bench-browser.mjs [--arch shapes|shapes-rn|vit-b-32|rn50] [--views 8,64]
 //                                     [--warmup 3] [--steps 10] [--backend gpu|cpu] [--startup]
-// `shapes` is the robust Shapes ViT (models/shapes-robust), `shapes-rn` the built-in
-// convolutional model (models/shapes-rn-robust), as `clipag bench` names them; `vit-b-32`
+// `shapes` is the built-in robust Shapes ViT (models/shapes-robust), `shapes-rn` the
+// convolutional robust twin (models/shapes-rn-robust), as `clipag bench` names them; `vit-b-32`
 // and `rn50` are open_clip's architectures with random weights (no such checkpoint can be
 // fetched here): the work of a step depends on the shapes, not the values.
 

@@ -235,7 +235,7 @@ enum Command {
     /// update) on random weights, and print steps/s and views/s per backend and view count.
     Bench {
         /// `vit-b-32` (the CLIPAG model's size), `rn50` (open_clip's RN50), `shapes` (the Shapes
-        /// ViT's) or `shapes-rn` (the built-in convolutional model's).
+        /// ViT's, the built-in model's) or `shapes-rn` (the convolutional Shapes twins').
         #[arg(long, default_value = "vit-b-32")]
         arch: String,
         /// Views per step (half global, half patch), comma-separated.
@@ -664,8 +664,14 @@ async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps:
         "rn50" => (clipag::model::ClipConfig::rn50(), clipag::tokenizer::vocab::clip_tokenizer_json()?),
         "shapes" => (train::config(), train::tokenizer_json()?),
         "shapes-rn" => {
-            let files = builtin_model()?;
-            (files.manifest.config, files.tokenizer)
+            // The convolutional twins' architecture, read off their shipped manifest.
+            macro_rules! file {
+                ($name:literal) => {
+                    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-rn-robust/", $name))
+                };
+            }
+            let manifest = std::str::from_utf8(file!("manifest.json")).expect("the shipped manifest is UTF-8");
+            (clipag::weights::Manifest::parse(manifest)?.config, file!("tokenizer.json").to_vec())
         }
         other => return Err(Error::Invalid(format!("unknown architecture '{other}': use vit-b-32, rn50, shapes or shapes-rn"))),
     };
@@ -794,12 +800,12 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
     Ok(())
 }
 
-/// The built-in model (models/shapes-rn-robust, the first of models/index.json), compiled in
+/// The built-in model (models/shapes-robust, the first of models/index.json), compiled in
 /// so that the binary works anywhere.
 fn builtin_model() -> Result<ModelFiles> {
     macro_rules! file {
         ($name:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-rn-robust/", $name))
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/", $name))
         };
     }
     let manifest = std::str::from_utf8(file!("manifest.json")).expect("the built-in manifest is UTF-8");

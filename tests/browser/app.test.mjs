@@ -80,7 +80,7 @@ test('a shareable URL with autostart paints, step by step, to a PNG that decodes
     const image = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
     return { width: image.width, height: image.height };
   }, png.bytes.toString('base64'));
-  assert.deepEqual(decoded, { width: 96, height: 96 });
+  assert.deepEqual(decoded, { width: 64, height: 64 });
   const gif = await download('download-gif');
   assert.equal(gif.bytes.subarray(0, 6).toString('latin1'), 'GIF89a');
   assert.match(page.url(), /prompt=a\+large\+yellow\+star/);
@@ -98,7 +98,7 @@ test("the empty fields show the chosen model's own defaults, and follow the mode
     compare: document.getElementById('compare-model').value,
   }));
   // A converted model without a recommendation: the paper's recipe.
-  assert.deepEqual(await shown(), { steps: '100', views: '32', patchViews: '32', lr: '0.0175', jitter: true, compare: 'shapes-rn-plain' });
+  assert.deepEqual(await shown(), { steps: '100', views: '32', patchViews: '32', lr: '0.0175', jitter: true, compare: 'shapes-plain' });
   // The built-in convolutional twin recommends the recipe measured best for it (its manifest).
   await page.selectOption('#model', 'shapes-rn-robust');
   await page.waitForFunction(() => document.getElementById('steps').placeholder === '60');
