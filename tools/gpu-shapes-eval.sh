@@ -11,11 +11,11 @@
 # RECIPES holds one recipe a line, "NAME PAIR OPTIONS..." (PAIR: rn16, the RN twins with
 # their recommended views; rn, the same without --views, for a recipe that names its own;
 # vit, the ViT twins; OPTIONS are `shapes eval`'s). Each recipe runs in PARALLEL processes
-# (seeds 0, 1, ...), each painting PROMPTS prompts for its seed, then the next seed PARALLEL on, while DEADLINE seconds have
-# not passed; a chunk still running at STOP seconds is killed and lost. What comes back:
-# one tar of every finished chunk's tables.md and pictures.csv and every chunk's log, and
-# the call's log. Join them with
-# the pictures.csv columns (docs/shapes.md says how the figures were read).
+# (seeds 0, 1, ...), each painting PROMPTS prompts for its seed, then the next seed
+# PARALLEL on, while DEADLINE seconds have not passed; a chunk still running at STOP seconds
+# is killed and lost. What comes back: one tar of every finished chunk's tables.md and
+# pictures.csv and every chunk's log, and the call's log. Join them with the pictures.csv
+# columns (docs/shapes.md says how the figures were read).
 #
 # Not yet proven: its first call (2026-12-04, eight recipes x 2 processes, 10 prompts a
 # chunk, 60 to 240 steps) finished no chunk in 470 s, and the recipe that named --views
