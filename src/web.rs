@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::engine::Model;
-use crate::generate::{Generator, Init, Parameterisation, Prompt, Settings};
+use crate::generate::{Generator, Init, Parameterisation, Prompt, Recommended, Settings};
 use crate::pixels::Pixels;
 use crate::weights::ModelFiles;
 use crate::{check, device};
@@ -221,22 +221,24 @@ impl Request {
         if let Some(negative) = self.negative.filter(|n| !n.trim().is_empty()) {
             s.negatives = vec![Prompt { text: negative, weight: 0.3 }];
         }
-        s.steps = self.steps.unwrap_or(s.steps);
+        // The fields a recommendation can name are taken as the page's own one, over the model's.
+        let given = Recommended {
+            steps: self.steps,
+            views: self.views,
+            patch_views: self.patch_views,
+            lr: self.lr,
+            candidates: self.candidates,
+            init_noise: self.init_noise,
+            smoothness: self.smoothness,
+            colour_jitter: self.colour_jitter,
+            cutout: self.cutout,
+            edge_padding: self.edge_padding,
+        };
+        given.apply(&mut s);
         s.seed = self.seed.unwrap_or(s.seed);
-        s.global_views = self.views.unwrap_or(s.global_views);
-        s.patch_views = self.patch_views.unwrap_or(s.patch_views);
         s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
-        s.learning_rate = self.lr.unwrap_or(s.learning_rate);
         s.decay = self.decay.unwrap_or(s.decay);
-        s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
-        s.cutout = self.cutout.unwrap_or(s.cutout);
-        s.edge_padding = self.edge_padding.unwrap_or(s.edge_padding);
-        s.smoothness = self.smoothness.unwrap_or(s.smoothness);
         s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
-        if let Init::Noise { candidates, amplitude } = &mut s.init {
-            *candidates = self.candidates.unwrap_or(*candidates);
-            *amplitude = self.init_noise.unwrap_or(*amplitude);
-        }
         if let Some(bytes) = start_image {
             s.init = Init::Image(Pixels::decode(&bytes)?);
         }

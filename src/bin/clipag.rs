@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use clipag::engine::Model;
-use clipag::generate::{Generator, Init, Parameterisation, Prompt, Settings};
+use clipag::generate::{Generator, Init, Parameterisation, Prompt, Recommended, Settings};
 use clipag::shapes::{eval, train};
 use clipag::pixels::Pixels;
 use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
@@ -584,20 +584,19 @@ async fn run(command: Command) -> Result<()> {
             model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr, decay,
             candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, no_threshold, frames, frame_every, trace, out,
         } => {
-            // What the command line says, over the paper's recipe or the model's own.
-            let given = |s: &mut Settings| {
-                s.steps = steps.unwrap_or(s.steps);
-                s.global_views = views.unwrap_or(s.global_views);
-                s.patch_views = patch_views.unwrap_or(s.patch_views);
-                s.learning_rate = lr.unwrap_or(s.learning_rate);
-                s.smoothness = smoothness.unwrap_or(s.smoothness);
-                s.colour_jitter &= !no_colour_jitter;
-                s.cutout &= !no_cutout;
-                s.edge_padding |= edge_padding;
-                if let Init::Noise { candidates: c, amplitude } = &mut s.init {
-                    *c = candidates.unwrap_or(*c);
-                    *amplitude = init_noise.unwrap_or(*amplitude);
-                }
+            // What the command line says, over the paper's recipe or the model's own: its
+            // switches can only turn the paper's colour jitter and cutout off, edge padding on.
+            let given = Recommended {
+                steps,
+                views,
+                patch_views,
+                lr,
+                candidates,
+                init_noise,
+                smoothness,
+                colour_jitter: no_colour_jitter.then_some(false),
+                cutout: no_cutout.then_some(false),
+                edge_padding: edge_padding.then_some(true),
             };
             // Settings are checked before the model loads, so a mistake costs nothing; the
             // canvas size, when not given, is the model's, known only after loading.
@@ -617,12 +616,12 @@ async fn run(command: Command) -> Result<()> {
             if fourier {
                 settings.parameterisation = Parameterisation::Fourier;
             }
-            given(&mut settings);
+            given.apply(&mut settings);
             settings.validate()?;
             let model = std::rc::Rc::new(load(&model).await?);
             if let Some(recommended) = &model.manifest.recommended {
                 recommended.apply(&mut settings);
-                given(&mut settings);
+                given.apply(&mut settings);
             }
             for prompt in settings.prompts.iter().chain(&settings.negatives) {
                 note_reading(&model, &prompt.text)?;
