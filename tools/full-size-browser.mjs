@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve } from './serve.mjs';
+import { fullSizePass } from '../tests/browser/harness.mjs';
 
 const { values: options } = parseArgs({
   options: { arch: { type: 'string', default: 'rn50' }, quant: { type: 'string', default: 'q8' } },
@@ -33,35 +34,9 @@ try {
   const page = await browser.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
   await page.goto(server.url);
-  const result = await page.evaluate(async () => {
-    const engine = await import('/pkg/clipag.js');
-    const { installWebGpuShim } = await import('/www/webgpu-shim.js');
-    installWebGpuShim();
-    await engine.default();
-    const base = '/test-models/model/';
-    const t0 = performance.now();
-    const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
-    const manifest = await (await fetch(base + 'manifest.json')).text();
-    const weights = await bytes('weights.safetensors');
-    const tokenizer = await bytes('tokenizer.json');
-    const t1 = performance.now();
-    const model = await engine.Model.load(manifest, weights, tokenizer, 'gpu');
-    const t2 = performance.now();
-    const size = model.imageSize;
-    const pixels = new Float32Array(3 * size * size).map((_, i) => (i % 997) / 997);
-    const first = await model.pixelGradient(pixels, size, 'a photo of a cat');
-    const t3 = performance.now();
-    const second = await model.pixelGradient(pixels, size, 'a photo of a cat');
-    const t4 = performance.now();
-    return {
-      adapter: model.device.adapter, size, weightsMB: weights.length / 1e6, fetchS: (t1 - t0) / 1e3,
-      loadS: (t2 - t1) / 1e3, firstStepS: (t3 - t2) / 1e3, stepS: (t4 - t3) / 1e3,
-      memoryMB: engine.memoryBytes() / 1e6, cosine: second.cosine, firstCosine: first.cosine,
-      gradientFinite: first.grad.every(Number.isFinite), gradientNonzero: first.grad.some((g) => g !== 0),
-    };
-  });
+  const result = await fullSizePass(page, '/test-models/model/');
   console.log(JSON.stringify({ arch: options.arch, quant: options.quant, where: 'browser', ...result }));
-  if (!(result.gradientFinite && result.gradientNonzero && Number.isFinite(result.cosine))) process.exitCode = 1;
+  if (!(result.finite && result.nonzero && Number.isFinite(result.cosine))) process.exitCode = 1;
 } finally {
   await browser.close();
   await server.close();

@@ -54,6 +54,39 @@ export async function loadEngine(page) {
   });
 }
 
+/**
+ * Loads the model folder served at `base` through the wasm module on WebGPU and takes two
+ * forward and backward passes (the first compiles every kernel): the times, the engine's
+ * memory and whether the gradient is finite and not zero. For full-size models
+ * (tests/browser/vit-b-32.test.mjs, tools/full-size-browser.mjs).
+ */
+export async function fullSizePass(page, base) {
+  await loadEngine(page);
+  return page.evaluate(async (base) => {
+    const { Model, memoryBytes } = window.engine;
+    const t0 = performance.now();
+    const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
+    const manifest = await (await fetch(base + 'manifest.json')).text();
+    const weights = await bytes('weights.safetensors');
+    const tokenizer = await bytes('tokenizer.json');
+    const t1 = performance.now();
+    const model = await Model.load(manifest, weights, tokenizer, 'gpu');
+    const t2 = performance.now();
+    const size = model.imageSize;
+    const pixels = new Float32Array(3 * size * size).map((_, i) => (i % 997) / 997);
+    const first = await model.pixelGradient(pixels, size, 'a photo of a cat');
+    const t3 = performance.now();
+    const second = await model.pixelGradient(pixels, size, 'a photo of a cat');
+    const t4 = performance.now();
+    return {
+      adapter: model.device.adapter, size, weightsMB: weights.length / 1e6, fetchS: (t1 - t0) / 1e3,
+      loadS: (t2 - t1) / 1e3, firstStepS: (t3 - t2) / 1e3, stepS: (t4 - t3) / 1e3,
+      memoryMB: memoryBytes() / 1e6, cosine: second.cosine, firstCosine: first.cosine,
+      finite: first.grad.every(Number.isFinite), nonzero: first.grad.some((g) => g !== 0),
+    };
+  }, base);
+}
+
 /** Waits until `document.body.dataset.state` is one of `states`; returns it. */
 export async function waitForState(page, states, timeout = 180_000) {
   await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state), states, {
