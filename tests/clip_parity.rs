@@ -1,5 +1,6 @@
-//! The model computes what open_clip computes (../shared/fixtures/tiny-clip, a ViT, and
-//! tiny-rn, the ModifiedResNet): text and image embeddings and the pixel gradient, from both
+//! The model computes what open_clip computes (tests/fixtures/tiny-clip, a ViT, and tiny-rn,
+//! the ModifiedResNet, made by tools/make_fixtures.py; the larger ../shared/fixtures too,
+//! where they are beside the checkout): text and image embeddings and the pixel gradient, from both
 //! published layouts, at every precision, on the CPU and on the GPU (lavapipe here).
 
 mod common;
@@ -85,6 +86,17 @@ fn f32_from_safetensors_matches_open_clip_on_cpu() {
 #[test]
 fn f32_matches_open_clip_on_gpu() {
     assert_f32_parity(figures(&converted("checkpoint.pt", Quantization::F32), BackendKind::Gpu));
+}
+
+/// The cross-check: the same bounds on the shared copies of both fixtures (made the same
+/// way, with wider towers), where they are beside the checkout.
+#[test]
+fn f32_matches_the_shared_open_clip_fixtures() {
+    let Some(shared) = shared_fixtures() else { return };
+    for fixture in [shared.join("tiny-clip"), shared.join("tiny-rn")] {
+        let dir = converted_from(&fixture, "open_clip_model.safetensors", Quantization::F32);
+        assert_f32_parity(figures_of(&fixture, &dir, BackendKind::Cpu));
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The tokenizer gives open_clip's ids for the 2,000 fixture strings, except where ftfy's
+//! The tokenizer gives open_clip's ids for the fixture strings (the repository's 610, and the
+//! shared 2,000 where they are beside the checkout), except where ftfy's
 //! mojibake repair (which clipag does not do) changes the text; those cases are listed, each
 //! with its reason, in tests/data/tokenizer-mojibake-cases.json (made by
 //! tools/list-mojibake-cases.py with ftfy itself).
@@ -16,8 +17,19 @@ fn tokenizer() -> Tokenizer {
 
 #[test]
 fn fixture_cases_give_open_clip_ids() {
+    cases_give_open_clip_ids(&common::fixtures());
+}
+
+#[test]
+fn shared_fixture_cases_give_open_clip_ids() {
+    if let Some(shared) = common::shared_fixtures() {
+        cases_give_open_clip_ids(&shared);
+    }
+}
+
+fn cases_give_open_clip_ids(fixtures: &std::path::Path) {
     let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("tokenizer-cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("tokenizer-cases.json")).unwrap()).unwrap();
     let exempt: serde_json::Value =
         serde_json::from_str(include_str!("data/tokenizer-mojibake-cases.json")).unwrap();
     let exempt: HashMap<&str, &str> = exempt["cases"]

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native, openPage, waitForState } from './harness.mjs';
 
-const TINY = '../shared/fixtures/tiny-clip';
+const TINY = 'tests/fixtures/tiny-clip';
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-app-'));
 after(() => rmSync(models, { recursive: true, force: true }));
 const mounts = { '/test-models/': models };

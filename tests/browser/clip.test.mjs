@@ -1,5 +1,5 @@
 // The CLIP in the page, on WebGPU, computes what open_clip computes: model folders converted
-// by the native command line from ../shared/fixtures/tiny-clip (a ViT) and tiny-rn (the
+// by the native command line from tests/fixtures/tiny-clip (a ViT) and tiny-rn (the
 // ModifiedResNet) are served beside the app, loaded through the wasm module, and compared
 // with open_clip's reference numbers.
 
@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cosine, loadEngine, native, openPage, readSafetensors, relativeError, row } from './harness.mjs';
 
-const TINY = '../shared/fixtures/tiny-clip';
-const TINY_RN = '../shared/fixtures/tiny-rn';
+const TINY = 'tests/fixtures/tiny-clip';
+const TINY_RN = 'tests/fixtures/tiny-rn';
 const references = {
   [TINY]: readSafetensors(readFileSync(join(TINY, 'reference.safetensors'))),
   [TINY_RN]: readSafetensors(readFileSync(join(TINY_RN, 'reference.safetensors'))),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEngine, native, openPage } from './harness.mjs';
 
-const TINY = '../shared/fixtures/tiny-clip';
+const TINY = 'tests/fixtures/tiny-clip';
 const models = mkdtempSync(join(tmpdir(), 'clipag-browser-generate-'));
 after(() => rmSync(models, { recursive: true, force: true }));
 const request = { prompt: 'a photo of a cat', steps: 4, views: 4, patchViews: 4, candidates: 2, seed: 5 };
