@@ -90,9 +90,11 @@ fn hugging_face_fixture(dir: &std::path::Path) {
     put(&mut hf, "text_projection.weight".into(), oc["text_projection"].transposed());
     put(&mut hf, "visual_projection.weight".into(), oc["visual.proj"].transposed());
     write_safetensors(&dir.join("model.safetensors"), &hf);
+    // The text tower's size is the fixture's (tools/make_fixtures.py keeps it small).
+    let text_width = oc["ln_final.weight"].shape[0];
     let config = serde_json::json!({
         "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 32,
-        "text_config": {"hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 2, "num_hidden_layers": 2,
+        "text_config": {"hidden_size": text_width, "intermediate_size": 4 * text_width, "num_attention_heads": 2, "num_hidden_layers": 2,
                         "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu"},
         "vision_config": {"hidden_size": 128, "intermediate_size": 512, "num_attention_heads": 2, "num_hidden_layers": 2,
                           "image_size": 64, "patch_size": 16, "hidden_act": "gelu"}
