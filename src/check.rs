@@ -49,7 +49,7 @@ pub async fn run(device: &Device, info: &DeviceInfo) -> Result<CheckReport> {
     let grads = loss.backward();
     let grad = x
         .grad(&grads)
-        .ok_or_else(|| Error::Device("the backward pass produced no input gradient".into()))?;
+        .ok_or_else(|| Error::Internal("the backward pass produced no input gradient".into()))?;
 
     let loss = read(loss).await?;
     let grad = read(grad).await?;

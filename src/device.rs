@@ -97,7 +97,7 @@ mod gpu {
         }
         let (device, setup) = Device::wgpu_options()
             .init_with_setup()
-            .map_err(|e| Error::Device(format!("no usable GPU adapter through wgpu: {e}")))?;
+            .map_err(|e| Error::NoDevice(format!("no usable GPU adapter through wgpu: {e}")))?;
         let compute = Compute {
             device: device.autodiff(),
             info: gpu_info(&setup),
@@ -124,7 +124,7 @@ mod gpu {
         let (device, setup) = Device::wgpu_options()
             .init_with_setup_async()
             .await
-            .map_err(|e| Error::Device(format!("WebGPU could not be initialised: {e}")))?;
+            .map_err(|e| Error::NoDevice(format!("WebGPU could not be initialised: {e}")))?;
         let compute = Compute {
             device: device.autodiff(),
             info: gpu_info(&setup),

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::model::{Clip, cosine};
 use crate::pixels::Pixels;
 use crate::tokenizer::{Tokenizer, Tokens};
+use crate::weights::manifest::{TOKENIZER, WEIGHTS};
 use crate::weights::{Manifest, ModelFiles, StoredWeights};
 use crate::{Error, Result};
 
@@ -34,15 +35,17 @@ impl Model {
     /// Builds the model from verified model-folder bytes on `device` (autodiff enabled).
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
         let config = &files.manifest.config;
-        let mut weights = StoredWeights::parse(&files.weights)?;
-        let clip = Clip::load(config, &mut weights, device)?;
-        let tokenizer = Tokenizer::from_json(&files.tokenizer, config.text.context_length)?;
+        let mut weights = StoredWeights::parse(&files.weights).map_err(|e| e.at(WEIGHTS))?;
+        let clip = Clip::load(config, &mut weights, device).map_err(|e| e.at(WEIGHTS))?;
+        let tokenizer = Tokenizer::from_json(&files.tokenizer, config.text.context_length).map_err(|e| e.at(TOKENIZER))?;
         if tokenizer.vocab_size() > config.text.vocab_size {
-            return Err(Error::Invalid(format!(
-                "tokenizer.json has {} tokens but the model embeds only {}",
+            return Err(Error::File {
+                path: TOKENIZER.into(),
+                why: format!("{} tokens, but the model embeds only {}",
                 tokenizer.vocab_size(),
                 config.text.vocab_size
-            )));
+            ),
+            });
         }
         Ok(Self::assemble(files.manifest.clone(), clip, tokenizer, device))
     }
@@ -104,7 +107,7 @@ impl Model {
         let grads = score.backward();
         let grad = pixels
             .grad(&grads)
-            .ok_or_else(|| Error::Device("the backward pass produced no pixel gradient".into()))?;
+            .ok_or_else(|| Error::Internal("the backward pass produced no pixel gradient".into()))?;
         Ok(PixelGradient { cosine: read(score).await?[0], grad: read(grad).await? })
     }
 
@@ -125,6 +128,6 @@ pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     let data = tensor
         .into_data_async()
         .await
-        .map_err(|e| Error::Readback(format!("{e:?}")))?;
-    data.try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))
+        .map_err(Error::from)?;
+    data.try_into_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))
 }

@@ -22,8 +22,15 @@ fn start() {
     let _ = console_log::init_with_level(log::Level::Warn);
 }
 
+/// A JavaScript `Error` with the message, and the fields a caller acts on: `kind` (see
+/// `ErrorKind::name`) and, for a file at fault, `path`.
 fn to_js(error: crate::Error) -> JsValue {
-    JsError::new(&error.to_string()).into()
+    let value: JsValue = JsError::new(&error.to_string()).into();
+    let _ = js_sys::Reflect::set(&value, &"kind".into(), &error.kind().name().into());
+    if let Some(path) = error.path() {
+        let _ = js_sys::Reflect::set(&value, &"path".into(), &path.into());
+    }
+    value
 }
 
 /// Opens the device (`"gpu"` for WebGPU, `"cpu"` for burn-flex) and runs the device check:
@@ -49,7 +56,7 @@ pub fn memory_bytes() -> f64 {
 pub fn encode_gif(frames: Vec<u8>, width: usize, height: usize, delay_ms: u32) -> Result<Vec<u8>, JsValue> {
     let frame_bytes = 4 * width * height;
     if frame_bytes == 0 || frames.len() % frame_bytes != 0 {
-        return Err(JsError::new("the frames are not whole RGBA images of that size").into());
+        return Err(to_js(crate::Error::Invalid("the frames are not whole RGBA images of that size".into())));
     }
     let frames = frames
         .chunks_exact(frame_bytes)
@@ -84,7 +91,7 @@ impl WebModel {
     pub async fn random(config: String, tokenizer: Vec<u8>, backend: String) -> Result<WebModel, JsValue> {
         let kind: device::BackendKind = backend.parse().map_err(to_js)?;
         let config: crate::model::ClipConfig =
-            serde_json::from_str(&config).map_err(|e| JsError::new(&format!("not a model configuration: {e}")))?;
+            serde_json::from_str(&config).map_err(|e| to_js(crate::Error::Invalid(format!("not a model configuration: {e}"))))?;
         let compute = device::open(kind).await.map_err(to_js)?;
         let model = Model::random(&config, &tokenizer, &compute.device, 1).map_err(to_js)?;
         Ok(WebModel { model: Rc::new(model), device: compute.info })
@@ -178,7 +185,7 @@ impl WebModel {
         let model = self.model.clone();
         future_to_promise(async move {
             let request: Request = serde_wasm_bindgen::from_value(request)
-                .map_err(|e| JsError::new(&format!("generation settings: {e}")))?;
+                .map_err(|e| to_js(crate::Error::Invalid(format!("generation settings: {e}"))))?;
             let settings = request.settings(&model, start_image).map_err(to_js)?;
             let generator = Generator::new(model, settings).await.map_err(to_js)?;
             Ok(WebGenerator { inner: Rc::new(RefCell::new(generator)) }.into())
@@ -280,7 +287,7 @@ impl WebGenerator {
             // One step at a time: a second call while one runs is refused, not queued.
             let mut generator = inner
                 .try_borrow_mut()
-                .map_err(|_| JsError::new("a step is already running; wait for it before the next"))?;
+                .map_err(|_| to_js(crate::Error::Invalid("a step is already running; wait for it before the next".into())))?;
             let report = generator.step().await.map_err(to_js)?;
             let out = js_sys::Object::new();
             js_sys::Reflect::set(&out, &"report".into(), &serde_wasm_bindgen::to_value(&report)?)?;
@@ -314,6 +321,6 @@ impl WebGenerator {
     }
 
     fn borrow(&self) -> Result<std::cell::Ref<'_, Generator>, JsValue> {
-        self.inner.try_borrow().map_err(|_| JsError::new("a step is running").into())
+        self.inner.try_borrow().map_err(|_| to_js(crate::Error::Invalid("a step is running".into())))
     }
 }

@@ -28,8 +28,12 @@ fn truncated_weights_file_is_named() {
     let path = dir.join(manifest::WEIGHTS);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let error = error_of(folder::read(&dir));
-    assert!(error.contains("weights.safetensors") && error.contains("truncated"), "{error}");
+    let error = folder::read(&dir).err().expect("an error");
+    let message = error.to_string();
+    assert!(message.contains("weights.safetensors") && message.contains("truncated"), "{message}");
+    // A caller acts on the kind and the path, not on the words.
+    assert_eq!(error.kind(), clipag::error::ErrorKind::BadFile);
+    assert_eq!(error.path(), Some(path.display().to_string().as_str()));
 }
 
 #[test]

@@ -13,8 +13,10 @@
 //   { type: 'check', backend }                      -> the device check's report
 //   { type: 'defaults', manifest }                  -> the settings a generation takes unsent
 //     (the model's recommended ones, else the paper's; nothing is loaded)
-// A failure answers { error, kind }, kind being 'device-lost', 'out-of-memory', 'fatal' (the
-// module is unusable: start a new worker) or 'error'.
+// A failure answers { error, kind, path? }: kind is the engine's own (its ErrorKind names:
+// 'no-device', 'device-lost', 'out-of-memory', 'internal', 'invalid-input', 'bad-file' with the
+// file's path, 'unsupported-model'), 'fatal' for a trap (a Rust panic leaves the module
+// unusable: start a new worker) or 'error' for the worker's own.
 
 import init, { Model, defaultSettings, deviceCheck, encodeGif } from '../pkg/clipag.js';
 import { installWebGpuShim } from './webgpu-shim.js';
@@ -25,12 +27,9 @@ const models = new Map();
 const runs = new Map();
 let nextRun = 1;
 
-function kindOf(message) {
-  if (/device.*lost|lost.*device|DevicePoisoned|poison/i.test(message)) return 'device-lost';
-  if (/out of memory|OutOfMemory|allocation/i.test(message)) return 'out-of-memory';
-  // A Rust panic or a wasm trap leaves the module unusable: the page starts a new worker.
-  if (/unreachable|RuntimeError|panicked/i.test(message)) return 'fatal';
-  return 'error';
+function kindOf(error) {
+  if (typeof error?.kind === 'string') return error.kind;
+  return error instanceof WebAssembly.RuntimeError ? 'fatal' : 'error';
 }
 
 const handlers = {
@@ -87,6 +86,6 @@ self.onmessage = async ({ data }) => {
     self.postMessage({ id: data.id, ...result }, transfer);
   } catch (error) {
     const message = String(error?.message ?? error);
-    self.postMessage({ id: data.id, error: message, kind: kindOf(message) });
+    self.postMessage({ id: data.id, error: message, kind: kindOf(error), path: error?.path });
   }
 };

@@ -153,7 +153,7 @@ impl Generator {
         let grads = loss.backward();
         let grad = params
             .grad(&grads)
-            .ok_or_else(|| Error::Device("the backward pass produced no canvas gradient".into()))?;
+            .ok_or_else(|| Error::Internal("the backward pass produced no canvas gradient".into()))?;
         self.optimiser.set_learning_rate(s.learning_rate_at(self.step));
         let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.max_grad_norm));
 
@@ -166,13 +166,13 @@ impl Generator {
             .register(new_pixels)
             .execute_async()
             .await
-            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+            .map_err(Error::from)?;
         let mut sync_seconds = crate::clock::seconds() - waiting;
-        let values = |d: &TensorData| d.try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")));
+        let values = |d: &TensorData| d.try_to_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")));
         let (global_loss, patch_loss) = (values(&read[0])?[0], values(&read[1])?[0]);
         let mut host = values(&read[2])?;
         if !(global_loss.is_finite() && patch_loss.is_finite()) || host.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Device(format!(
+            return Err(Error::Internal(format!(
                 "step {} produced a non-finite value (global loss {global_loss}); the canvas is kept as it was",
                 self.step + 1
             )));

@@ -173,7 +173,7 @@ impl ClipConfig {
             ]),
         }
         match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, why)) => Err(Error::Invalid(format!("model config: {why}"))),
+            Some((_, why)) => Err(Error::file(format!("model config: {why}"))),
             None => Ok(()),
         }
     }
@@ -185,18 +185,18 @@ impl ClipConfig {
     /// name rather than silently ignored.
     pub fn from_open_clip_json(text: &str) -> Result<Self> {
         let json: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("open_clip config is not JSON: {e}")))?;
+            .map_err(|e| Error::file(format!("open_clip config is not JSON: {e}")))?;
         let cfg = json.get("model_cfg").unwrap_or(&json);
         let field = |obj: &serde_json::Value, path: &str, key: &str| -> Result<usize> {
             obj.get(key)
                 .and_then(serde_json::Value::as_u64)
                 .map(|n| n as usize)
-                .ok_or_else(|| Error::Invalid(format!("open_clip config: missing or non-integer field '{path}{key}'")))
+                .ok_or_else(|| Error::file(format!("open_clip config: missing or non-integer field '{path}{key}'")))
         };
         let section = |key: &str| {
             cfg.get(key)
                 .filter(|v| v.is_object())
-                .ok_or_else(|| Error::Invalid(format!("open_clip config: missing section '{key}'")))
+                .ok_or_else(|| Error::file(format!("open_clip config: missing section '{key}'")))
         };
         let vision = section("vision_cfg")?;
         let text = section("text_cfg")?;
@@ -220,7 +220,7 @@ impl ClipConfig {
         for &(name, obj, allowed) in pools {
             if let Some(pool) = obj.get("pool_type").and_then(serde_json::Value::as_str) {
                 if pool != allowed {
-                    return Err(Error::Invalid(format!("open_clip config: {name}.pool_type '{pool}' is not supported (only '{allowed}')")));
+                    return Err(Error::Unsupported(format!("open_clip config: {name}.pool_type '{pool}' is not supported (only '{allowed}')")));
                 }
             }
         }
@@ -240,7 +240,7 @@ impl ClipConfig {
                     .iter()
                     .map(|n| n.as_u64().map(|n| n as usize))
                     .collect::<Option<Vec<usize>>>()
-                    .ok_or_else(|| Error::Invalid("open_clip config: 'vision_cfg.layers' must be a number or a list of numbers".into()))?;
+                    .ok_or_else(|| Error::file("open_clip config: 'vision_cfg.layers' must be a number or a list of numbers"))?;
                 // open_clip: `heads = width * 32 // head_width`.
                 VisionConfig::ResNet(ResNetConfig { image_size, layers, width: v_width, heads: v_width * 32 / head_width(vision).max(1) })
             }

@@ -81,13 +81,13 @@ impl<'a> Loader<'a> {
         let full = format!("{}{name}", self.prefix);
         let tensor = self.source.take(&full, shape)?;
         if tensor.shape != shape {
-            return Err(Error::Invalid(format!(
-                "weights: '{full}' has shape {:?} where the model config implies {shape:?}",
+            return Err(Error::file(format!(
+                "'{full}' has shape {:?} where the model config implies {shape:?}",
                 tensor.shape
             )));
         }
         if let Some(bad) = tensor.data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!("weights: '{full}' holds a non-finite value at element {bad}")));
+            return Err(Error::file(format!("'{full}' holds a non-finite value at element {bad}")));
         }
         Ok(tensor)
     }
@@ -141,7 +141,7 @@ impl<'a> Loader<'a> {
         let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"].map(|n| norm.host(n, &[out]));
         let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
         if let Some(bad) = var.data.iter().position(|v| *v < 0.0) {
-            return Err(Error::Invalid(format!("weights: '{}{bn}.running_var' is negative at element {bad}", self.prefix)));
+            return Err(Error::file(format!("'{}{bn}.running_var' is negative at element {bad}", self.prefix)));
         }
         let mut bias = vec![0.0f32; out];
         for (o, row) in weight.data.chunks_mut(shape[1] * shape[2] * shape[3]).enumerate() {

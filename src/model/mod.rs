@@ -121,7 +121,7 @@ impl Clip {
         };
         self.visit(&mut collect);
         match collect.failed {
-            Some(why) => Err(Error::Readback(why)),
+            Some(why) => Err(Error::Internal(format!("reading a result back from the device failed: {why}"))),
             None => Ok(collect.out),
         }
     }

@@ -572,7 +572,7 @@ impl Trainer {
         };
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
-            return Err(Error::Device(format!("step {}: the loss is not finite", self.step)));
+            return Err(Error::Internal(format!("step {}: the loss is not finite", self.step)));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.learning_rate();
@@ -614,7 +614,7 @@ impl Trainer {
         for _ in 0..self.plan.painting_steps {
             let canvas = pictures.clone().detach().require_grad();
             let cosines = (unit(self.model.encode_image(canvas.clone())?) * texts.clone()).sum();
-            let grad = canvas.grad(&cosines.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
+            let grad = canvas.grad(&cosines.backward()).ok_or_else(|| Error::Internal("the painting produced no gradient".into()))?;
             pictures = (pictures + grad.sign() * PAINTING_STEP).clamp(0.0, 1.0);
         }
         Ok(pictures)
@@ -647,9 +647,9 @@ impl Trainer {
             }
             // The mean over all pictures is the mean of each picture's own, all being one size.
             loss = loss + objective::total_variation(canvas.clone()) * (settings.smoothness * count as f32);
-            let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Device("the painting produced no gradient".into()))?;
+            let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Internal("the painting produced no gradient".into()))?;
             let updated = adamw.step(pictures.detach(), clip_grad_norm(grad, settings.max_grad_norm));
-            let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?;
+            let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))?;
             for picture in host.chunks_mut(channels * size * size) {
                 threshold(picture, settings.threshold);
             }
@@ -720,7 +720,7 @@ impl Trainer {
         let delta = delta.detach().require_grad();
         let adversarial = (images + delta.clone()).clamp(0.0, 1.0);
         let loss = goal.loss(self.model.encode_image(adversarial)?, self.plan.temperature);
-        delta.grad(&loss.backward()).ok_or_else(|| Error::Device("the attack produced no gradient".into()))
+        delta.grad(&loss.backward()).ok_or_else(|| Error::Internal("the attack produced no gradient".into()))
     }
 
     /// How much the plan's attack raises the image-to-caption loss (TeCoA's, which the
@@ -765,7 +765,7 @@ impl Trainer {
 /// The step a checkpoint folder's `training.json` says training reached.
 /// A loss's value, read back from the device.
 fn scalar(loss: Tensor<1>) -> Result<f32> {
-    Ok(loss.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Readback(format!("{e:?}")))?[0])
+    Ok(loss.into_data().try_into_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))?[0])
 }
 
 fn progress(dir: &Path) -> Result<usize> {

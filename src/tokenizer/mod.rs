@@ -40,10 +40,10 @@ pub struct Tokens {
 impl Tokenizer {
     pub fn from_json(bytes: &[u8], context_length: usize) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Invalid(format!("tokenizer.json could not be read: {e}")))?;
+            .map_err(|e| Error::file(format!("not a tokenizer: {e}")))?;
         let end = inner
             .token_to_id(END_OF_TEXT)
-            .ok_or_else(|| Error::Invalid(format!("tokenizer.json has no {END_OF_TEXT} token")))?;
+            .ok_or_else(|| Error::file(format!("the tokenizer has no {END_OF_TEXT} token")))?;
         let unknown_token = match inner.get_model() {
             ModelWrapper::WordLevel(model) => Some(model.unk_token.clone()),
             ModelWrapper::WordPiece(model) => Some(model.unk_token.clone()),

@@ -50,12 +50,17 @@ fn invalid(what: impl std::fmt::Display) -> Error {
     Error::Invalid(what.to_string())
 }
 
+/// The file at `path` is at fault, for `why`.
+fn bad_file(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::file(why.to_string()).at(path.display())
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| bad_file(path, e))
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    String::from_utf8(read_file(path)?).map_err(|_| invalid(format!("{}: not UTF-8 text", path.display())))
+    String::from_utf8(read_file(path)?).map_err(|_| bad_file(path, "not UTF-8 text"))
 }
 
 /// Converts `src` (a file or a folder) into a model folder at `out`.
@@ -99,14 +104,12 @@ pub fn convert(src: &Path, out: &Path, options: &Options) -> Result<Manifest> {
 fn own_tokenizer(path: &Path, config: &ClipConfig) -> Result<Vec<u8>> {
     let bytes = read_file(path)?;
     let tokenizer = crate::tokenizer::Tokenizer::from_json(&bytes, config.text.context_length)
-        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        .map_err(|e| e.at(path.display()))?;
     if tokenizer.vocab_size() > config.text.vocab_size {
-        return Err(invalid(format!(
-            "{}: {} tokens, more than the model's {} token embeddings",
-            path.display(),
-            tokenizer.vocab_size(),
-            config.text.vocab_size
-        )));
+        return Err(bad_file(
+            path,
+            format!("{} tokens, more than the model's {} token embeddings", tokenizer.vocab_size(), config.text.vocab_size),
+        ));
     }
     Ok(bytes)
 }
@@ -134,7 +137,7 @@ fn read_checkpoint(src: &Path, options: &Options) -> Result<Checkpoint> {
         return read_torch(src, bytes, options.config.clone().or_else(|| beside("open_clip_config.json")));
     }
     if bytes.first() == Some(&0x80) {
-        return Err(invalid(format!(
+        return Err(Error::Unsupported(format!(
             "{}: a PyTorch checkpoint in the format before PyTorch 1.6; load and re-save it with a newer torch",
             src.display()
         )));
@@ -146,18 +149,17 @@ fn read_checkpoint(src: &Path, options: &Options) -> Result<Checkpoint> {
         if let Some(config) = beside("config.json") {
             return read_hugging_face(src, &config);
         }
-        return Err(invalid(format!(
-            "{}: a safetensors file needs its open_clip_config.json (or Hugging Face config.json) beside it",
-            src.display()
-        )));
+        return Err(bad_file(src, "a safetensors file needs its open_clip_config.json (or Hugging Face config.json) beside it"));
     }
-    Err(invalid(format!("{}: neither a PyTorch checkpoint nor a safetensors file", src.display())))
+    Err(bad_file(src, "neither a PyTorch checkpoint nor a safetensors file"))
 }
 
 /// A model folder of this project, every tensor expanded to f32.
 fn read_model_folder(src: &Path) -> Result<Checkpoint> {
     let files = folder::read(src)?;
-    let tensors = super::loaded_tensors(&files.manifest.config, &mut super::StoredWeights::parse(&files.weights)?)?;
+    let weights = src.join(super::manifest::WEIGHTS);
+    let tensors = super::loaded_tensors(&files.manifest.config, &mut super::StoredWeights::parse(&files.weights).map_err(|e| e.at(weights.display()))?)
+        .map_err(|e| e.at(weights.display()))?;
     Ok(Checkpoint {
         tensors,
         config: files.manifest.config,
@@ -170,7 +172,7 @@ fn read_model_folder(src: &Path) -> Result<Checkpoint> {
 
 fn read_torch(src: &Path, bytes: Vec<u8>, config: Option<PathBuf>) -> Result<Checkpoint> {
     let tensors = super::torch::read_state_dict(std::io::Cursor::new(bytes))
-        .map_err(|e| invalid(format!("{}: {e}", src.display())))?;
+        .map_err(|e| e.at(src.display()))?;
     let (config, activation_recorded) = match config {
         Some(path) => open_clip_config(&path)?,
         None => (infer_config(&tensors)?, false),
@@ -180,7 +182,7 @@ fn read_torch(src: &Path, bytes: Vec<u8>, config: Option<PathBuf>) -> Result<Che
 
 fn open_clip_config(path: &Path) -> Result<(ClipConfig, bool)> {
     let text = read_text(path)?;
-    let config = ClipConfig::from_open_clip_json(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let config = ClipConfig::from_open_clip_json(&text).map_err(|e| e.at(path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let recorded = json.get("model_cfg").unwrap_or(&json).get("quick_gelu").is_some();
     Ok((config, recorded))
@@ -197,7 +199,7 @@ fn read_safetensors(path: &Path) -> Result<TensorMap> {
     use safetensors::Dtype;
     let bytes = read_file(path)?;
     let file = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| invalid(format!("{}: not a valid safetensors file: {e}", path.display())))?;
+        .map_err(|e| bad_file(path, format!("not a valid safetensors file: {e}")))?;
     let mut tensors = TensorMap::new();
     for (name, view) in file.tensors() {
         let data: Vec<f32> = match view.dtype() {
@@ -219,7 +221,7 @@ fn infer_config(t: &TensorMap) -> Result<ClipConfig> {
     let shape = |name: &str| {
         t.get(name)
             .map(|x| x.shape.clone())
-            .ok_or_else(|| invalid(format!("cannot infer the architecture: no tensor '{name}' (pass --config)")))
+            .ok_or_else(|| Error::file(format!("cannot infer the architecture: no tensor '{name}' (pass --config)")))
     };
     let layers = |prefix: &str| (0..).take_while(|i| t.contains_key(&format!("{prefix}transformer.resblocks.{i}.ln_1.weight"))).count();
     let side = |tokens: usize| ((tokens.saturating_sub(1)) as f64).sqrt() as usize;
@@ -262,7 +264,7 @@ fn infer_config(t: &TensorMap) -> Result<ClipConfig> {
 /// Hugging Face `CLIPModel`: its config and its tensor names, mapped to open_clip's.
 fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
     let json: serde_json::Value = serde_json::from_str(&read_text(config_path)?)
-        .map_err(|e| invalid(format!("{}: not JSON: {e}", config_path.display())))?;
+        .map_err(|e| bad_file(config_path, format!("not JSON: {e}")))?;
     let section = |key: &str| json.get(key).cloned().unwrap_or(serde_json::Value::Object(Default::default()));
     let (text, vision) = (section("text_config"), section("vision_config"));
     // transformers' CLIPTextConfig / CLIPVisionConfig defaults, for fields a config omits.
@@ -270,7 +272,7 @@ fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
     let act = |obj: &serde_json::Value| obj.get("hidden_act").and_then(|v| v.as_str()).unwrap_or("quick_gelu").to_string();
     let (text_act, vision_act) = (act(&text), act(&vision));
     if text_act != vision_act || !["gelu", "quick_gelu"].contains(&text_act.as_str()) {
-        return Err(invalid(format!("{}: activations '{text_act}'/'{vision_act}' are not supported", config_path.display())));
+        return Err(Error::Unsupported(format!("{}: activations '{text_act}'/'{vision_act}' are not supported", config_path.display())));
     }
     let config = ClipConfig {
         embed_dim: get(&json, "projection_dim", 512),
@@ -301,7 +303,7 @@ fn read_hugging_face(weights: &Path, config_path: &Path) -> Result<Checkpoint> {
 /// stacked into open_clip's single `in_proj`; the projections are transposed (transformers
 /// stores them as bias-free `nn.Linear`, open_clip as matrices applied on the right).
 fn hugging_face_to_open_clip(mut hf: TensorMap, text_layers: usize, vision_layers: usize) -> Result<TensorMap> {
-    let mut take = |name: &str| hf.remove(name).ok_or_else(|| invalid(format!("the Hugging Face checkpoint has no tensor '{name}'")));
+    let mut take = |name: &str| hf.remove(name).ok_or_else(|| Error::file(format!("the Hugging Face checkpoint has no tensor '{name}'")));
     let mut out = TensorMap::new();
     let blocks = |out: &mut TensorMap, take: &mut dyn FnMut(&str) -> Result<HostTensor>, hf: &str, oc: &str, layers: usize| -> Result<()> {
         for i in 0..layers {

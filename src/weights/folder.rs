@@ -10,7 +10,7 @@ use crate::model::ClipConfig;
 use crate::{Error, Result};
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Invalid(format!("{}: {e}", path.display()))
+    Error::file(e.to_string()).at(path.display())
 }
 
 /// Reads and verifies a model folder.
@@ -20,8 +20,9 @@ pub fn read(dir: &Path) -> Result<ModelFiles> {
         std::fs::read(&path).map_err(|e| io(&path, e))
     };
     let manifest = String::from_utf8(read("manifest.json")?)
-        .map_err(|_| Error::Invalid(format!("{}: manifest.json is not UTF-8", dir.display())))?;
-    ModelFiles::new(&manifest, read(manifest::WEIGHTS)?, read(manifest::TOKENIZER)?)
+        .map_err(|_| Error::file("not UTF-8").at(dir.join(manifest::MANIFEST).display()))?;
+    // The files name themselves by their names in the folder; on disk, the folder is known.
+    ModelFiles::new(&manifest, read(manifest::WEIGHTS)?, read(manifest::TOKENIZER)?).map_err(|e| e.under(dir))
 }
 
 /// What describes a model besides its weights.

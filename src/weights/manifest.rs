@@ -13,6 +13,7 @@ use crate::{Error, Result};
 
 pub const FORMAT: &str = "clipag-model";
 pub const VERSION: u32 = 1;
+pub const MANIFEST: &str = "manifest.json";
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const TOKENIZER: &str = "tokenizer.json";
 
@@ -55,27 +56,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Manifest {
     pub fn parse(text: &str) -> Result<Self> {
         let manifest: Manifest = serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("manifest.json is not a valid model manifest: {e}")))?;
+            .map_err(|e| Error::file(format!("manifest.json is not a valid model manifest: {e}")).at(MANIFEST))?;
         if manifest.format != FORMAT {
-            return Err(Error::Invalid(format!(
-                "manifest.json describes '{}', not a {FORMAT} folder",
-                manifest.format
-            )));
+            return Err(Error::file(format!("manifest.json describes '{}', not a {FORMAT} folder", manifest.format)).at(MANIFEST));
         }
         if manifest.version != VERSION {
-            return Err(Error::Invalid(format!(
-                "manifest.json is format version {}; this build reads version {VERSION}",
-                manifest.version
-            )));
+            return Err(Error::file(format!("manifest.json is format version {}; this build reads version {VERSION}", manifest.version)).at(MANIFEST));
         }
         for required in [WEIGHTS, TOKENIZER] {
             if !manifest.files.contains_key(required) {
-                return Err(Error::Invalid(format!("manifest.json lists no {required}")));
+                return Err(Error::file(format!("manifest.json lists no {required}")).at(MANIFEST));
             }
         }
-        manifest.config.validate()?;
+        manifest.config.validate().map_err(|e| e.at(MANIFEST))?;
         if let Some(recommended) = &manifest.recommended {
-            recommended.validate()?;
+            recommended.validate().map_err(|e| Error::file(e.to_string()).at(MANIFEST))?;
         }
         Ok(manifest)
     }
@@ -90,20 +85,22 @@ impl Manifest {
         let entry = self
             .files
             .get(file)
-            .ok_or_else(|| Error::Invalid(format!("manifest.json lists no file '{file}'")))?;
+            .ok_or_else(|| Error::file(format!("manifest.json lists no file '{file}'")).at(MANIFEST))?;
         if bytes.len() as u64 != entry.bytes {
-            return Err(Error::Invalid(format!(
+            return Err(Error::file(format!(
                 "{file} is {} bytes but the manifest says {}: the file is truncated or was replaced",
                 bytes.len(),
                 entry.bytes
-            )));
+            ))
+            .at(file));
         }
         let actual = sha256_hex(bytes);
         if actual != entry.sha256 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::file(format!(
                 "{file} does not match its sha256 in the manifest (got {actual}, expected {}): the file is corrupt",
                 entry.sha256
-            )));
+            ))
+            .at(file));
         }
         Ok(())
     }

@@ -51,7 +51,7 @@ pub struct StoredWeights<'a> {
 impl<'a> StoredWeights<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let file = SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::Invalid(format!("weights.safetensors is not a valid safetensors file: {e}")))?;
+            .map_err(|e| Error::file(format!("not a valid safetensors file: {e}")))?;
         Ok(Self { file })
     }
 
@@ -73,7 +73,7 @@ impl WeightSource for StoredWeights<'_> {
         let data = self
             .file
             .tensor(name)
-            .map_err(|_| Error::Invalid(format!("weights: the file has no tensor '{name}'")))?;
+            .map_err(|_| Error::file(format!("the file has no tensor '{name}'")))?;
         let scales = self.file.tensor(&format!("{name}.scale")).ok();
         let mut tensor = quant::decode(name, &data, scales.as_ref())?;
         // A 4-bit convolution is stored flattened to `[out, in * kh * kw]` (docs/formats.md).
@@ -107,6 +107,6 @@ pub fn loaded_tensors(config: &crate::model::ClipConfig, source: &mut dyn Weight
 impl WeightSource for tensors::TensorMap {
     fn take(&mut self, name: &str, _shape: &[usize]) -> Result<HostTensor> {
         self.remove(name)
-            .ok_or_else(|| Error::Invalid(format!("weights: the checkpoint has no tensor '{name}', which the model needs")))
+            .ok_or_else(|| Error::file(format!("the checkpoint has no tensor '{name}', which the model needs")))
     }
 }

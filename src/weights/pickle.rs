@@ -85,7 +85,7 @@ impl Value {
 }
 
 fn refuse<T>(what: impl std::fmt::Display) -> Result<T> {
-    Err(Error::Invalid(format!("checkpoint pickle: {what}")))
+    Err(Error::file(format!("checkpoint pickle: {what}")))
 }
 
 fn global(module: &str, name: &str) -> Result<Global> {

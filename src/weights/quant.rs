@@ -157,7 +157,7 @@ pub fn decode(
     scales: Option<&safetensors::tensor::TensorView>,
 ) -> Result<HostTensor> {
     use safetensors::Dtype;
-    let bad = |why: String| Error::Invalid(format!("weights: tensor '{name}': {why}"));
+    let bad = |why: String| Error::file(format!("tensor '{name}': {why}"));
     let bytes = data.data();
     let shape = data.shape().to_vec();
     let need_scales = |dtype: Dtype, want: &[usize]| -> Result<Vec<f32>> {

@@ -9,7 +9,7 @@ use super::tensors::{HostTensor, TensorMap};
 use crate::{Error, Result};
 
 fn invalid(what: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("PyTorch checkpoint: {what}"))
+    Error::file(format!("PyTorch checkpoint: {what}"))
 }
 
 /// Reads the pickled object and every tensor in it. The tensors are those of the state dict:

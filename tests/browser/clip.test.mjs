@@ -107,10 +107,10 @@ test('q8 model on WebGPU stays close to open_clip', async (t) => {
   assert.ok(f.gradCos >= 0.98, `gradient cosine ${f.gradCos}`);
 });
 
-test('a corrupt model folder is refused with a message', async (t) => {
+test('a corrupt model folder is refused with a message, its kind and its file', async (t) => {
   const page = await openPage(t, '', { mounts: { '/test-models/': models } });
   await loadEngine(page);
-  const message = await page.evaluate(async () => {
+  const { message, kind, path } = await page.evaluate(async () => {
     const { Model } = window.engine;
     const base = '/test-models/tiny-q8/';
     const bytes = async (name) => new Uint8Array(await (await fetch(base + name)).arrayBuffer());
@@ -118,10 +118,12 @@ test('a corrupt model folder is refused with a message', async (t) => {
     weights[weights.length >> 1] ^= 0x40;
     try {
       await Model.load(await (await fetch(base + 'manifest.json')).text(), weights, await bytes('tokenizer.json'), 'gpu');
-      return 'loaded';
+      return { message: 'loaded' };
     } catch (error) {
-      return String(error.message ?? error);
+      return { message: String(error.message ?? error), kind: error.kind, path: error.path };
     }
   });
   assert.match(message, /sha256.*corrupt/);
+  // What the page acts on comes as fields, not read out of the message.
+  assert.deepEqual({ kind, path }, { kind: 'bad-file', path: 'weights.safetensors' });
 });
