@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::engine::Model;
-use crate::generate::{DEFAULT_INIT_NOISE, Generator, Init, Settings};
+use crate::generate::{Generator, Settings};
 
 /// Medians over the timed steps.
 #[derive(Debug, Clone, Serialize)]
@@ -25,10 +25,10 @@ pub struct Figures {
 /// untimed ones (which compile the kernels).
 pub async fn measure(model: &Rc<Model>, views: usize, warmup: usize, steps: usize) -> Result<Figures> {
     let mut settings = Settings::paper("a photo of a cat", model.image_size());
-    settings.global_views = views / 2;
-    settings.patch_views = views - views / 2;
+    settings.view.views = views / 2;
+    settings.view.patch_views = views - views / 2;
     settings.steps = warmup + steps.max(1);
-    settings.init = Init::Noise { candidates: 1, amplitude: DEFAULT_INIT_NOISE };
+    settings.canvas.candidates = 1;
     let mut generator = Generator::new(model.clone(), settings).await?;
     let (mut times, mut waits) = (Vec::new(), Vec::new());
     for i in 0..warmup + steps.max(1) {

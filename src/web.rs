@@ -9,7 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::engine::Model;
-use crate::generate::{Generator, Init, Parameterisation, Prompt, Recommended, Settings};
+use crate::generate::{Generator, Patch, Settings};
+use serde::Serialize as _;
 use crate::pixels::Pixels;
 use crate::weights::ModelFiles;
 use crate::{check, device};
@@ -110,7 +111,7 @@ impl WebModel {
     /// The manifest: `{ name, license, source, quantization, config, files }`.
     #[wasm_bindgen(getter)]
     pub fn manifest(&self) -> Result<JsValue, JsValue> {
-        Ok(serde_wasm_bindgen::to_value(&self.model.manifest)?)
+        Ok(self.model.manifest.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?)
     }
 
     /// `{ backend, adapter, api, driver }`.
@@ -175,100 +176,46 @@ impl WebModel {
     }
 
     /// Starts a generation (the embedding of the prompts and the choice of the initial
-    /// canvas happen here); resolves to a `Generator`. `request` is an object:
-    /// `{ prompt, negative?, steps?, seed?, size?, views?, patchViews?, patchWeight?, lr?,
-    /// candidates?, initNoise?, colourJitter?, smoothness?, fourier?, snapshotEvery? }`;
-    /// `startImage` the bytes of a picture to start from. Missing fields take the model's
-    /// recommended values (its manifest's `recommended`), else the paper's. Invalid ones
-    /// reject before any work.
+    /// canvas happen here); resolves to a `Generator`. `request` is an object of settings by
+    /// their names (`Settings`' serde: `{ prompt, negative?, steps?, seed?, size?, views?,
+    /// patchViews?, lr?, ... }`, docs/generation.md lists them); `startImage` the bytes of a
+    /// picture to start from. Missing settings take the model's recommended values (its
+    /// manifest's `recommended`), else the paper's. Invalid ones reject before any work.
     pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
         let model = self.model.clone();
         future_to_promise(async move {
-            let request: Request = serde_wasm_bindgen::from_value(request)
+            let request: Patch = serde_wasm_bindgen::from_value(request)
                 .map_err(|e| to_js(crate::Error::Invalid(format!("generation settings: {e}"))))?;
-            let settings = request.settings(&model, start_image).map_err(to_js)?;
+            let mut settings = model_settings(&model.manifest)?.patched(&request).map_err(to_js)?;
+            if let Some(bytes) = start_image {
+                settings.canvas.start = Some(Pixels::decode(&bytes).map_err(to_js)?);
+            }
+            settings.validate().map_err(to_js)?;
             let generator = Generator::new(model, settings).await.map_err(to_js)?;
             Ok(WebGenerator { inner: Rc::new(RefCell::new(generator)) }.into())
         })
     }
 }
 
-/// The settings a page sends, in JavaScript's spelling.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Request {
-    prompt: String,
-    negative: Option<String>,
-    steps: Option<usize>,
-    seed: Option<u64>,
-    size: Option<usize>,
-    views: Option<usize>,
-    patch_views: Option<usize>,
-    patch_weight: Option<f32>,
-    lr: Option<f32>,
-    decay: Option<bool>,
-    candidates: Option<usize>,
-    init_noise: Option<f32>,
-    fourier: Option<bool>,
-    colour_jitter: Option<bool>,
-    cutout: Option<bool>,
-    edge_padding: Option<bool>,
-    smoothness: Option<f32>,
-    snapshot_every: Option<usize>,
-}
-
-impl Request {
-    /// The paper's recipe, or the model's own where it recommends one, with what the page
-    /// sent over it.
-    fn settings(self, model: &Model, start_image: Option<Vec<u8>>) -> crate::Result<Settings> {
-        let mut s = Settings::paper(&self.prompt, self.size.unwrap_or(model.image_size()));
-        if let Some(recommended) = &model.manifest.recommended {
-            recommended.apply(&mut s);
-        }
-        if let Some(negative) = self.negative.filter(|n| !n.trim().is_empty()) {
-            s.negatives = vec![Prompt { text: negative, weight: 0.3 }];
-        }
-        // The fields a recommendation can name are taken as the page's own one, over the model's.
-        let given = Recommended {
-            steps: self.steps,
-            views: self.views,
-            patch_views: self.patch_views,
-            lr: self.lr,
-            candidates: self.candidates,
-            init_noise: self.init_noise,
-            smoothness: self.smoothness,
-            colour_jitter: self.colour_jitter,
-            cutout: self.cutout,
-            edge_padding: self.edge_padding,
-        };
-        given.apply(&mut s);
-        s.seed = self.seed.unwrap_or(s.seed);
-        s.patch_weight = self.patch_weight.unwrap_or(s.patch_weight);
-        s.decay = self.decay.unwrap_or(s.decay);
-        s.snapshot_every = self.snapshot_every.unwrap_or(s.snapshot_every);
-        if let Some(bytes) = start_image {
-            s.init = Init::Image(Pixels::decode(&bytes)?);
-        }
-        if self.fourier == Some(true) {
-            s.parameterisation = Parameterisation::Fourier;
-        }
-        s.validate()?;
-        Ok(s)
+/// The settings a generation with the model of `manifest` takes where the page sends
+/// nothing: its recommended ones, else the paper's, on a canvas of its resolution.
+fn model_settings(manifest: &crate::weights::Manifest) -> Result<Settings, JsValue> {
+    let settings = Settings { size: Some(manifest.config.vision.image_size()), ..Settings::default() };
+    match &manifest.recommended {
+        Some(recommended) => settings.patched(recommended).map_err(to_js),
+        None => Ok(settings),
     }
 }
 
-/// The settings a generation with the model of `manifest` takes where the page sends
-/// nothing: its recommended ones, else the paper's (`{ steps, views, patchViews, lr,
-/// candidates, initNoise, smoothness, colourJitter, cutout, edgePadding }`), so that the
-/// page can show them before the model is downloaded.
+/// The settings, by name, that a generation with the model of `manifest` takes where the
+/// page sends nothing, so that the page can show them before the model is downloaded.
 #[wasm_bindgen(js_name = defaultSettings)]
 pub fn default_settings(manifest: String) -> Result<JsValue, JsValue> {
     let manifest = crate::weights::Manifest::parse(&manifest).map_err(to_js)?;
-    let mut settings = Settings::paper("", manifest.config.vision.image_size());
-    if let Some(recommended) = &manifest.recommended {
-        recommended.apply(&mut settings);
-    }
-    Ok(serde_wasm_bindgen::to_value(&crate::generate::Recommended::from_settings(&settings))?)
+    let settings = model_settings(&manifest)?;
+    // As JSON numbers and objects (a plain JavaScript object, not a Map).
+    let json = serde_json::to_value(&settings).map_err(|e| to_js(crate::Error::Internal(e.to_string())))?;
+    Ok(json.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?)
 }
 
 /// A generation in progress. The page calls `step()` repeatedly (pausing is not calling it;
@@ -299,7 +246,7 @@ impl WebGenerator {
     /// Side of the canvas in pixels.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> Result<usize, JsValue> {
-        Ok(self.borrow()?.settings().size)
+        Ok(self.borrow()?.size())
     }
 
     /// The canvas now, as RGBA bytes.

@@ -7,7 +7,7 @@ mod common;
 use std::rc::Rc;
 
 use clipag::engine::Model;
-use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Init, Prompt, Settings};
+use clipag::generate::{DEFAULT_INIT_NOISE, Generator, Prompt, Settings};
 use clipag::weights::{folder, quant::Quantization};
 
 fn tiny_model() -> Rc<Model> {
@@ -18,10 +18,9 @@ fn tiny_model() -> Rc<Model> {
 fn quick(prompt: &str, seed: u64) -> Settings {
     let mut s = Settings::paper(prompt, 64);
     s.steps = 60;
-    s.global_views = 8;
-    s.patch_views = 8;
+    (s.view.views, s.view.patch_views) = (8, 8);
     s.seed = seed;
-    s.init = Init::Noise { candidates: 4, amplitude: DEFAULT_INIT_NOISE };
+    (s.canvas.candidates, s.canvas.init_noise) = (4, DEFAULT_INIT_NOISE);
     s
 }
 
@@ -62,7 +61,7 @@ fn same_seed_same_picture() {
 fn fourier_parameterisation_paints_too() {
     let model = tiny_model();
     let mut settings = quick("a photo of a cat", 4);
-    settings.parameterisation = clipag::generate::Parameterisation::Fourier;
+    settings.canvas.param = clipag::generate::Parameterisation::Fourier;
     let (start, end, _) = common::run(&model, settings);
     eprintln!("fourier: score {start:.4} -> {end:.4}");
     assert!(end > start, "score went from {start} to {end}");
@@ -76,7 +75,7 @@ fn the_decay_takes_the_same_first_step_and_smaller_ones_after() {
     let moved = |decay: bool, steps: usize| {
         let mut settings = quick("a photo of a cat", 6);
         settings.steps = 10;
-        settings.decay = decay;
+        settings.update.decay = decay;
         let mut generator = pollster::block_on(Generator::new(model.clone(), settings)).unwrap();
         let start = generator.current().data.clone();
         for _ in 0..steps {
@@ -93,7 +92,7 @@ fn the_decay_takes_the_same_first_step_and_smaller_ones_after() {
 fn canvas_larger_than_the_model_is_resampled() {
     let model = tiny_model();
     let mut settings = quick("a photo of a cat", 5);
-    settings.size = 96;
+    settings.size = Some(96);
     settings.steps = 10;
     let (start, end, best) = common::run(&model, settings);
     assert_eq!((best.height, best.width), (96, 96));
@@ -104,20 +103,20 @@ fn canvas_larger_than_the_model_is_resampled() {
 fn invalid_settings_are_refused_by_name() {
     let bad = [
         (Box::new(|s: &mut Settings| s.steps = 0) as Box<dyn Fn(&mut Settings)>, "steps"),
-        (Box::new(|s: &mut Settings| s.learning_rate = f32::NAN), "learning rate"),
-        (Box::new(|s: &mut Settings| s.learning_rate = -1.0), "learning rate"),
-        (Box::new(|s: &mut Settings| s.size = 0), "canvas"),
-        (Box::new(|s: &mut Settings| s.size = 100_000), "canvas"),
-        (Box::new(|s: &mut Settings| { s.global_views = 0; s.patch_views = 0 }), "view"),
-        (Box::new(|s: &mut Settings| s.prompts[0].text = "   ".into()), "empty"),
-        (Box::new(|s: &mut Settings| s.prompts[0].weight = f32::INFINITY), "weight"),
-        (Box::new(|s: &mut Settings| s.smoothness = -1.0), "smoothness"),
-        (Box::new(|s: &mut Settings| s.smoothness = f32::NAN), "smoothness"),
-        (Box::new(|s: &mut Settings| s.contrast = Some(14.3)), "negative prompts"),
-        (Box::new(|s: &mut Settings| { s.negatives = vec![Prompt { text: "a dog".into(), weight: 1.0 }]; s.contrast = Some(0.0) }), "logit scale"),
-        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 0, amplitude: 0.1 }), "candidates"),
-        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: -0.1 }), "initial noise"),
-        (Box::new(|s: &mut Settings| s.init = Init::Noise { candidates: 4, amplitude: f32::NAN }), "initial noise"),
+        (Box::new(|s: &mut Settings| s.update.lr = f32::NAN), "learning rate"),
+        (Box::new(|s: &mut Settings| s.update.lr = -1.0), "learning rate"),
+        (Box::new(|s: &mut Settings| s.size = Some(0)), "canvas"),
+        (Box::new(|s: &mut Settings| s.size = Some(100_000)), "canvas"),
+        (Box::new(|s: &mut Settings| { s.view.views = 0; s.view.patch_views = 0 }), "view"),
+        (Box::new(|s: &mut Settings| s.objective.prompt[0].text = "   ".into()), "empty"),
+        (Box::new(|s: &mut Settings| s.objective.prompt[0].weight = f32::INFINITY), "weight"),
+        (Box::new(|s: &mut Settings| s.objective.smoothness = -1.0), "smoothness"),
+        (Box::new(|s: &mut Settings| s.objective.smoothness = f32::NAN), "smoothness"),
+        (Box::new(|s: &mut Settings| s.objective.contrast = Some(14.3)), "negative prompts"),
+        (Box::new(|s: &mut Settings| { s.objective.negative = vec![Prompt { text: "a dog".into(), weight: 1.0 }]; s.objective.contrast = Some(0.0) }), "logit scale"),
+        (Box::new(|s: &mut Settings| s.canvas.candidates = 0), "candidates"),
+        (Box::new(|s: &mut Settings| s.canvas.init_noise = -0.1), "initial noise"),
+        (Box::new(|s: &mut Settings| s.canvas.init_noise = f32::NAN), "initial noise"),
     ];
     for (spoil, word) in bad {
         let mut settings = Settings::paper("a cat", 64);

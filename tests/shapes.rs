@@ -3,7 +3,7 @@
 //! reads clean pictures right, and training that runs, checkpoints and resumes.
 
 use clipag::rng::Rng;
-use clipag::generate::{Init, Optimiser, Parameterisation};
+use clipag::generate::{Optimiser, Parameterisation};
 use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, scene_settings, settings};
 use clipag::shapes::judge::Judge;
 use clipag::shapes::train::{self, Attack, Objective, Plan, Trainer};
@@ -167,21 +167,32 @@ fn training_steps_checkpoints_and_resumes() {
     }
 }
 
+/// The evaluation's recipe with settings by name over its own, as `shapes eval` takes them.
+fn recipe_with(patch: serde_json::Value) -> Recipe {
+    Recipe::default().patched(&serde_json::from_value(patch).unwrap()).unwrap()
+}
+
 #[test]
 fn the_evaluation_paints_with_the_recipe_it_names() {
-    let recipe = Recipe { steps: 12, canvas: 48, global_views: 3, patch_views: 5, learning_rate: 0.2, init_noise: 0.0, colour_jitter: true, cutout: false, edge_padding: true, view_noise: 0.05, fourier: true, smoothness: 0.5, contrast: None, normalised_gradient: false, decay: true, from_clean: false };
+    let recipe = recipe_with(serde_json::json!({
+        "steps": 12, "size": 48, "views": 3, "patchViews": 5, "lr": 0.2, "initNoise": 0.0, "colourJitter": true, "cutout": false,
+        "edgePadding": true, "noise": 0.05, "param": "fourier", "smoothness": 0.5, "decay": true
+    }));
     let s = settings("a red star", 7, &recipe);
-    assert_eq!((s.steps, s.size, s.global_views, s.patch_views, s.seed), (12, 48, 3, 5, 7));
-    assert_eq!((s.learning_rate, s.decay, s.noise, s.colour_jitter, s.cutout, s.edge_padding, s.smoothness), (0.2, true, 0.05, true, false, true, 0.5));
-    assert_eq!(s.parameterisation, Parameterisation::Fourier);
+    assert_eq!((s.steps, s.size, s.view.views, s.view.patch_views, s.seed), (12, Some(48), 3, 5, 7));
+    assert_eq!(
+        (s.update.lr, s.update.decay, s.view.noise, s.view.colour_jitter, s.view.cutout, s.view.edge_padding, s.objective.smoothness),
+        (0.2, true, 0.05, true, false, true, 0.5)
+    );
+    assert_eq!(s.canvas.param, Parameterisation::Fourier);
     s.validate().unwrap();
     // Under contrast, each rival is the caption with one attribute changed: never the
     // caption itself, never twice.
     let scene = held_out_scenes(1, 13).remove(0);
-    let contrasted = scene_settings(&scene, 0, &Recipe { contrast: Some(14.3), normalised_gradient: true, ..Recipe::default() });
-    assert_eq!((contrasted.contrast, contrasted.optimiser), (Some(14.3), Optimiser::NormalisedGradient));
+    let contrasted = scene_settings(&scene, 0, &recipe_with(serde_json::json!({ "contrast": 14.3, "optimiser": "normalised-gradient" })));
+    assert_eq!((contrasted.objective.contrast, contrasted.update.optimiser), (Some(14.3), Optimiser::NormalisedGradient));
     let caption = scene.caption();
-    let mut rivals: Vec<&str> = contrasted.negatives.iter().map(|p| p.text.as_str()).collect();
+    let mut rivals: Vec<&str> = contrasted.objective.negative.iter().map(|p| p.text.as_str()).collect();
     let count = rivals.len();
     rivals.dedup();
     assert!(count == rivals.len() && !rivals.contains(&caption.as_str()), "{rivals:?}");
@@ -190,11 +201,14 @@ fn the_evaluation_paints_with_the_recipe_it_names() {
     assert_eq!(count, (COLORS.len() - 2) + (SHAPES.len() - 1) + (COLORS.len() - 2) + (PLACES.len() - 1) + 1, "{rivals:?}");
     contrasted.validate().unwrap();
     // A bare prompt has no rivals to paint against: refused, not painted without them.
-    let bare = settings(&caption, 0, &Recipe { contrast: Some(14.3), ..Recipe::default() });
+    let bare = settings(&caption, 0, &recipe_with(serde_json::json!({ "contrast": 14.3 })));
     assert!(bare.validate().unwrap_err().to_string().contains("negative prompts"));
-    let default = settings("a red star", 0, &Recipe::default());
-    assert_eq!((default.noise, default.decay, default.colour_jitter, default.cutout, default.edge_padding, default.parameterisation, default.smoothness), (0.01, false, false, true, false, Parameterisation::Pixels, 0.3));
+    let d = settings("a red star", 0, &Recipe::default());
+    assert_eq!(
+        (d.view.noise, d.update.decay, d.view.colour_jitter, d.view.cutout, d.view.edge_padding, d.canvas.param, d.objective.smoothness),
+        (0.01, false, false, true, false, Parameterisation::Pixels, 0.3)
+    );
     // From the clean render: the scene's own picture at the canvas's size is the start.
     let from_clean = scene_settings(&scene, 0, &Recipe { from_clean: true, ..Recipe::default() });
-    assert!(matches!(&from_clean.init, Init::Image(p) if *p == scene.render(Recipe::default().canvas)));
+    assert!(matches!(&from_clean.canvas.start, Some(p) if *p == scene.render(Recipe::default().canvas())));
 }

@@ -55,7 +55,8 @@ fn robust_twin_paints_held_out_prompts_better_than_the_plain_one() {
 fn robust_twin_raises_the_score_for_several_prompts_and_seeds() {
     let robust = model("shapes-robust");
     for (prompt, seed) in [("a large yellow star on a blue background", 1), ("two red circles", 2), ("a white heart at the top left", 3)] {
-        let paper = Recipe { steps: 30, learning_rate: 0.0175, init_noise: DEFAULT_INIT_NOISE, ..Recipe::default() };
+        let mut paper = Recipe::default();
+        (paper.settings.steps, paper.settings.update.lr, paper.settings.canvas.init_noise) = (30, 0.0175, DEFAULT_INIT_NOISE);
         let (start, end, _) = common::run(&robust, settings(prompt, seed, &paper));
         eprintln!("{prompt:?} seed {seed}: score {start:.4} -> {end:.4}");
         // A tenth of the way from where it started to a perfect cosine of 1.
@@ -69,8 +70,10 @@ fn robust_twin_raises_the_score_for_several_prompts_and_seeds() {
 #[test]
 fn robust_twin_paints_with_the_fourier_parameterisation() {
     let robust = model("shapes-robust");
-    let mut s = settings("a large yellow star on a blue background", 4, &Recipe { steps: 60, ..Recipe::default() });
-    s.parameterisation = clipag::generate::Parameterisation::Fourier;
+    let mut recipe = Recipe::default();
+    recipe.settings.steps = 60;
+    let mut s = settings("a large yellow star on a blue background", 4, &recipe);
+    s.canvas.param = clipag::generate::Parameterisation::Fourier;
     let (start, end, _) = common::run(&robust, s);
     eprintln!("fourier: score {start:.4} -> {end:.4}");
     assert!(end > start + 0.02, "score went from {start} to {end}");
@@ -132,7 +135,7 @@ fn pgd_breaks_the_plain_convolutional_twin_and_not_the_robust_one() {
 /// `clipag generate` paint it with), as the evaluation runs it.
 fn recommended_recipe(model: &Model) -> Recipe {
     let recommended = model.manifest.recommended.as_ref().expect("the built-in models recommend a recipe");
-    Recipe::default().recommended_for(recommended, model.image_size())
+    Recipe::default().recommended_for(recommended, model.image_size()).unwrap()
 }
 
 /// Issue 33's acceptance on a held-out prompt of the evaluation, picked from its

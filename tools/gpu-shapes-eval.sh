@@ -32,7 +32,7 @@ DEADLINE=${DEADLINE:-400}
 STOP=${STOP:-480}
 # The RN twins' recommended views, less their number (a recipe names --views itself, or
 # takes 16: clap refuses a flag given twice).
-RN="--canvas 96 --patch-views 0 --cutout false --edge-padding"
+RN="--size 96 --patch-views 0 --cutout false --edge-padding"
 RECIPES=${RECIPES:-"rn60 rn16 --steps 60"}
 mkdir -p "$OUT" "$work"
 # shellcheck source=tools/gpu-env.sh

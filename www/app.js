@@ -5,7 +5,7 @@
 
 import { createEngine, webgpuProblem } from './engine.js';
 import { addModel, ensureLoaded, entryOf, forgetLoaded, manifestOf, modelId, refreshCached } from './catalogue.js';
-import { applyJitterParam, applyParams, chosenModels, request, shareUrl, showDefaults } from './form.js';
+import { applyParams, applySwitchParams, chosenModels, request, shareUrl, showDefaults } from './form.js';
 import { readModelFiles, builtInModels } from './models.js';
 import { MAX_FRAMES, Painting } from './run.js';
 import { ScorePlot } from './plot.js';
@@ -332,7 +332,7 @@ async function main() {
   compareTwin();
   applyParams(params, modelId);
   await showDefaultsOf($('model').value);
-  applyJitterParam(params);
+  applySwitchParams(params);
   $('model').addEventListener('change', () => {
     compareTwin();
     showDefaultsOf($('model').value);

@@ -4,33 +4,41 @@
 
 const $ = (id) => document.getElementById(id);
 
-/** The number fields: field id -> the request's name. */
-const NUMBERS = { steps: 'steps', views: 'views', 'patch-views': 'patchViews', lr: 'lr', seed: 'seed', size: 'size', candidates: 'candidates', 'init-noise': 'initNoise', smoothness: 'smoothness' };
+/** The form's settings: every field marked with the setting's name (`data-setting`, the
+ * engine's name for it, docs/generation.md), a number or a switch. */
+const settingFields = () => [...document.querySelectorAll('[data-setting]')];
 
 /** The generation request the fields describe (empty fields are left to the model's defaults). */
 export function request() {
   const out = { prompt: $('prompt').value.trim() };
   const negative = $('negative').value.trim();
   if (negative) out.negative = negative;
-  for (const [id, key] of Object.entries(NUMBERS)) {
-    const value = $(id).value.trim();
-    if (value !== '') out[key] = Number(value);
+  for (const field of settingFields()) {
+    const name = field.dataset.setting;
+    if (field.type === 'checkbox') {
+      // Sent only when it differs from the model's default.
+      if (field.checked !== (field.dataset.default === 'true')) out[name] = field.checked;
+    } else if (field.value.trim() !== '') {
+      out[name] = Number(field.value.trim());
+    }
   }
-  // Sent only when it differs from the model's default.
-  const jitter = $('colour-jitter');
-  if (jitter.checked !== (jitter.dataset.default === 'true')) out.colourJitter = jitter.checked;
   return out;
 }
 
 /** A model's defaults (its recommended settings, else the paper's), greyed in the empty
- * fields; colour jitter is set to the model's. */
+ * fields; switches are set to the model's. */
 export function showDefaults(settings) {
-  for (const [field, key] of Object.entries(NUMBERS)) {
-    // The engine's numbers are f32: shown as the decimals they were written as.
-    if (settings[key] !== undefined) $(field).placeholder = String(Number(settings[key].toPrecision(6)));
+  for (const field of settingFields()) {
+    const value = settings[field.dataset.setting];
+    if (value === undefined || value === null) continue;
+    if (field.type === 'checkbox') {
+      field.dataset.default = String(value);
+      field.checked = value;
+    } else {
+      // The engine's numbers are f32: shown as the decimals they were written as.
+      field.placeholder = String(Number(value.toPrecision(6)));
+    }
   }
-  $('colour-jitter').dataset.default = String(settings.colourJitter);
-  $('colour-jitter').checked = settings.colourJitter;
 }
 
 /** The form, from the URL (`?prompt=...&seed=...&steps=...&model=...&compare=...`);
@@ -38,9 +46,10 @@ export function showDefaults(settings) {
 export function applyParams(params, modelId) {
   if (params.has('prompt')) $('prompt').value = params.get('prompt');
   if (params.has('negative')) $('negative').value = params.get('negative');
-  for (const [id, key] of Object.entries(NUMBERS)) {
-    const value = params.get(key) ?? params.get(id);
-    if (value !== null) $(id).value = value;
+  for (const field of settingFields()) {
+    if (field.type === 'checkbox') continue; // after the model's defaults: applySwitchParams
+    const value = params.get(field.dataset.setting) ?? params.get(field.id);
+    if (value !== null) field.value = value;
   }
   if (params.has('model')) $('model').value = modelId(params.get('model'));
   if (params.has('compare')) {
@@ -49,9 +58,12 @@ export function applyParams(params, modelId) {
   }
 }
 
-/** A colour jitter in the address is the visitor's choice, over the model's default. */
-export function applyJitterParam(params) {
-  if (params.has('colourJitter')) $('colour-jitter').checked = params.get('colourJitter') !== 'false';
+/** A switch in the address is the visitor's choice, over the model's default. */
+export function applySwitchParams(params) {
+  for (const field of settingFields().filter((f) => f.type === 'checkbox')) {
+    const value = params.get(field.dataset.setting);
+    if (value !== null) field.checked = value !== 'false';
+  }
 }
 
 /** The ids of the models a run paints with: the chosen one, and its rival when comparing. */

@@ -7,22 +7,85 @@
 use burn::tensor::ops::{GridSampleOptions, GridSamplePaddingMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::Settings;
-use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
 
-pub struct Views {
-    pub global: usize,
-    pub patch: usize,
-    /// Side of a patch crop as a fraction of the canvas.
+use super::settings::non_negative;
+use super::settings::MAX_VIEWS;
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// How the canvas is seen each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(cli, derive(clap::Args))]
+pub struct ViewSettings {
+    /// Global views per step: the whole canvas, with noise.
+    #[cfg_attr(cli, arg(long))]
+    pub views: usize,
+    /// Patch views per step: random crops of the canvas.
+    #[cfg_attr(cli, arg(long))]
+    pub patch_views: usize,
+    /// Side of a patch crop as a fraction of the canvas (128 of 224 in the paper).
+    #[cfg_attr(cli, arg(long))]
     pub patch_fraction: f32,
+    /// Standard deviation of the noise added to each global view.
+    #[cfg_attr(cli, arg(long))]
     pub noise: f32,
-    /// DiffAugment's colour policy (brightness, saturation, contrast) on every view.
+    /// DiffAugment's colour policy (brightness, saturation, contrast) on every view. Off, the
+    /// views keep the canvas's colours: for a model whose world has a few flat named colours,
+    /// a brightness shift of up to 0.5 turns one named colour into another.
+    #[cfg_attr(cli, arg(long))]
     pub colour_jitter: bool,
-    /// DiffAugment's cutout on every view.
+    /// DiffAugment's cutout on every view: a square of half the view's side set to black.
+    /// Off, no view hides part of the canvas (on the Shapes world, ascent from the prompt's
+    /// own picture then kept its one object far more often: docs/shapes.md).
+    #[cfg_attr(cli, arg(long))]
     pub cutout: bool,
-    /// Whether the translation and zoom repeat the canvas's edge pixels where they look past
-    /// it, rather than pad with black.
+    /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
+    /// (off, as DiffAugment: black, which ascent on the Shapes world answered with bright
+    /// frames round the canvas: docs/shapes.md).
+    #[cfg_attr(cli, arg(long))]
     pub edge_padding: bool,
+}
+
+/// The paper's views.
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self {
+            views: 32,
+            patch_views: 32,
+            patch_fraction: 128.0 / 224.0,
+            noise: 0.01,
+            colour_jitter: true,
+            cutout: true,
+            edge_padding: false,
+        }
+    }
+}
+
+impl ViewSettings {
+    pub fn count(&self) -> usize {
+        self.views + self.patch_views
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.count() == 0 {
+            return Err(Error::Invalid("at least one view (global or patch) is needed".into()));
+        }
+        if self.views > MAX_VIEWS || self.patch_views > MAX_VIEWS {
+            return Err(Error::Invalid(format!("at most {MAX_VIEWS} views of each kind")));
+        }
+        non_negative("the view noise", self.noise)?;
+        if !(self.patch_fraction.is_finite() && self.patch_fraction > 0.0 && self.patch_fraction <= 1.0) {
+            return Err(Error::Invalid(format!("the patch fraction must be in (0, 1], not {}", self.patch_fraction)));
+        }
+        Ok(())
+    }
+}
+
+/// The views a step takes of the canvas, at the model's resolution.
+pub struct Views {
+    pub settings: ViewSettings,
     model_size: usize,
     /// The sampling grid of the whole image, `[1, size, size, 2]` in grid_sample's [-1, 1]
     /// coordinates, built once.
@@ -46,22 +109,12 @@ struct Draws {
 
 impl Views {
     /// Views as `settings` asks for, resampled to the model's resolution `model_size`.
-    pub fn new(settings: &Settings, model_size: usize, device: &Device) -> Self {
-        Self {
-            global: settings.global_views,
-            patch: settings.patch_views,
-            patch_fraction: settings.patch_fraction,
-            noise: settings.noise,
-            colour_jitter: settings.colour_jitter,
-            cutout: settings.cutout,
-            edge_padding: settings.edge_padding,
-            model_size,
-            base_grid: identity_grid(model_size, device),
-        }
+    pub fn new(settings: &ViewSettings, model_size: usize, device: &Device) -> Self {
+        Self { settings: settings.clone(), model_size, base_grid: identity_grid(model_size, device) }
     }
 
     pub fn count(&self) -> usize {
-        self.global + self.patch
+        self.settings.count()
     }
 
     /// The canvas resampled to the model's resolution, unaugmented: `[1, 3, m, m]`.
@@ -90,8 +143,8 @@ impl Views {
         // Noise on the global views only. Drawn on the host from the generation's own seeded
         // generator: a device's random numbers come from one generator per process, which
         // another generation running alongside would advance.
-        if self.global > 0 && self.noise > 0.0 {
-            let mut noise: Vec<f32> = (0..self.global * 3 * m * m).map(|_| self.noise * rng.normal()).collect();
+        if self.settings.views > 0 && self.settings.noise > 0.0 {
+            let mut noise: Vec<f32> = (0..self.settings.views * 3 * m * m).map(|_| self.settings.noise * rng.normal()).collect();
             noise.resize(n * 3 * m * m, 0.0);
             x = x + per_view(noise, [n, 3, m, m], &device);
         }
@@ -108,13 +161,13 @@ impl Views {
         let shift: Vec<f32> = draws.shift.iter().flat_map(|[dx, dy]| [-2.0 * dx / m as f32, -2.0 * dy / m as f32]).collect();
         let grid = self.base_grid.clone() / draws.zoom + per_view(shift, [n, 1, 1, 2], &device);
         let mut options = GridSampleOptions::default();
-        if self.edge_padding {
+        if self.settings.edge_padding {
             options.padding_mode = GridSamplePaddingMode::Border;
         }
         x = x.grid_sample_2d(grid, options);
 
         // 4. DiffAugment cutout: one square of half the side set to zero.
-        if !self.cutout {
+        if !self.settings.cutout {
             return x;
         }
         let coords = self.base_grid.clone().swap_dims(1, 3).swap_dims(2, 3); // [1, 2, m, m]: x then y
@@ -139,17 +192,17 @@ impl Views {
         // DiffAugment translates by up to 1/8 of the side, in whole pixels.
         let max_shift = (m * 0.125 + 0.5).floor() as i64;
         for view in 0..n {
-            if view < self.global {
+            if view < self.settings.views {
                 d.crop_center.push([0.0, 0.0]);
                 d.crop_half.push(1.0);
             } else {
-                let half = self.patch_fraction;
+                let half = self.settings.patch_fraction;
                 d.crop_center.push([rng.range(-1.0 + half, 1.0 - half), rng.range(-1.0 + half, 1.0 - half)]);
                 d.crop_half.push(half);
             }
             // Drawn even when unused, so that the other draws do not depend on it.
             let (brightness, saturation, contrast) = (rng.range(-0.5, 0.5), rng.range(0.0, 2.0), rng.range(0.5, 1.5));
-            let jitter = self.colour_jitter;
+            let jitter = self.settings.colour_jitter;
             d.brightness.push(if jitter { brightness } else { 0.0 });
             d.saturation.push(if jitter { saturation } else { 1.0 });
             d.contrast.push(if jitter { contrast } else { 1.0 });
@@ -193,8 +246,7 @@ mod tests {
 
     /// Views at a model resolution of 16.
     fn views(global: usize, patch: usize, noise: f32, colour_jitter: bool, cutout: bool, device: &Device) -> Views {
-        let mut s = Settings::paper("a view", 16);
-        (s.global_views, s.patch_views, s.patch_fraction, s.noise, s.colour_jitter, s.cutout) = (global, patch, 0.5, noise, colour_jitter, cutout);
+        let s = ViewSettings { views: global, patch_views: patch, patch_fraction: 0.5, noise, colour_jitter, cutout, edge_padding: false };
         Views::new(&s, 16, device)
     }
 
@@ -260,7 +312,7 @@ mod tests {
         let device = device();
         let darkest = |edge_padding| {
             let mut views = views(8, 0, 0.0, false, false, &device);
-            views.edge_padding = edge_padding;
+            views.settings.edge_padding = edge_padding;
             values(views.sample(grey(&device), &mut Rng::new(5))).into_iter().fold(1.0f32, f32::min)
         };
         // Eight translations of up to two pixels: some view looks past an edge.

@@ -18,9 +18,13 @@ use crate::rng::Rng;
 use crate::{Error, Result};
 use augment::Views;
 use objective::Objective;
-use optimise::{Update, clip_grad_norm, threshold};
+use optimise::{Update, clip_grad_norm};
 use param::{Canvas, low_frequency_noise};
-pub use settings::{DEFAULT_INIT_NOISE, DEFAULT_VIEW_NOISE, Init, Optimiser, Parameterisation, Prompt, Recommended, Settings};
+pub use augment::ViewSettings;
+pub use objective::ObjectiveSettings;
+pub use optimise::UpdateSettings;
+pub use param::{CanvasSettings, DEFAULT_INIT_NOISE};
+pub use settings::{NEGATIVE_WEIGHT, Optimiser, Parameterisation, Patch, Prompt, Settings};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,20 +67,24 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Checks the settings, embeds the prompts and picks the initial canvas.
-    pub async fn new(model: Rc<Model>, settings: Settings) -> Result<Self> {
+    /// Checks the settings, embeds the prompts and picks the initial canvas. A canvas size
+    /// left unset becomes the model's resolution.
+    pub async fn new(model: Rc<Model>, mut settings: Settings) -> Result<Self> {
         settings.validate()?;
+        let size = settings.size_or(model.image_size());
+        settings.size = Some(size);
         let device = model.device().clone();
         let mut rng = Rng::new(settings.seed);
-        let views = Views::new(&settings, model.image_size(), &device);
-        let objective = Objective::new(&model, &settings.prompts, &settings.negatives, settings.contrast)?;
-        let canvas = Canvas::new(settings.parameterisation, settings.size, &device);
+        let views = Views::new(&settings.view, model.image_size(), &device);
+        let objective = Objective::new(&model, &settings.objective)?;
+        let canvas = Canvas::new(&settings.canvas, size, &device);
 
-        let start = match &settings.init {
-            Init::Image(image) => image.resized(settings.size),
-            Init::Noise { candidates, amplitude } => {
+        let start = match &settings.canvas.start {
+            Some(image) => image.resized(size),
+            None => {
+                let amplitude = settings.canvas.init_noise;
                 let candidates: Vec<Pixels> =
-                    (0..*candidates).map(|_| low_frequency_noise(settings.size, *amplitude, &mut rng)).collect();
+                    (0..settings.canvas.candidates).map(|_| low_frequency_noise(size, amplitude, &mut rng)).collect();
                 let scores = score_all(&model, &views, &objective, &candidates).await?;
                 let best = (0..candidates.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
                 candidates.into_iter().nth(best).expect("there is at least one candidate")
@@ -89,7 +97,7 @@ impl Generator {
             canvas,
             views,
             objective,
-            optimiser: Update::new(settings.optimiser, settings.learning_rate, settings.weight_decay),
+            optimiser: Update::new(&settings.update),
             rng,
             params,
             best: start.clone(),
@@ -105,6 +113,11 @@ impl Generator {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Side of the canvas in pixels.
+    pub fn size(&self) -> usize {
+        self.settings.size.expect("set when the generator was made")
     }
 
     pub fn is_done(&self) -> bool {
@@ -144,18 +157,18 @@ impl Generator {
         let mean = |from: usize, count: usize| {
             if count == 0 { Tensor::<1>::zeros([1], &losses.device()) } else { losses.clone().narrow(0, from, count).mean() }
         };
-        let global_loss = mean(0, s.global_views);
-        let patch_loss = mean(s.global_views, s.patch_views);
-        let mut loss = global_loss.clone() + patch_loss.clone() * s.patch_weight;
-        if s.smoothness > 0.0 {
-            loss = loss + objective::total_variation(pixels) * s.smoothness;
+        let global_loss = mean(0, s.view.views);
+        let patch_loss = mean(s.view.views, s.view.patch_views);
+        let mut loss = global_loss.clone() + patch_loss.clone() * s.objective.patch_weight;
+        if s.objective.smoothness > 0.0 {
+            loss = loss + objective::total_variation(pixels) * s.objective.smoothness;
         }
         let grads = loss.backward();
         let grad = params
             .grad(&grads)
             .ok_or_else(|| Error::Internal("the backward pass produced no canvas gradient".into()))?;
         self.optimiser.set_learning_rate(s.learning_rate_at(self.step));
-        let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.max_grad_norm));
+        let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.update.max_grad_norm));
 
         // This step's losses and the updated canvas, in one read back.
         let new_pixels = self.canvas.pixels(updated.clone());
@@ -186,17 +199,9 @@ impl Generator {
             self.best_score = self.current_score;
         }
 
-        // Pixels are thresholded on the host, which holds them already (the percentile needs a
-        // sort, which WebGPU backends do not offer), and the result becomes the parameters.
-        self.params = match self.settings.parameterisation {
-            Parameterisation::Pixels => {
-                threshold(&mut host, self.settings.threshold);
-                let size = self.settings.size;
-                Tensor::from_data(TensorData::new(host.clone(), [1, 3, size, size]), self.model.device())
-            }
-            Parameterisation::Fourier => updated,
-        };
-        let current = Pixels::new(self.settings.size, self.settings.size, host)?;
+        self.params = self.canvas.project(updated, &mut host);
+        let size = self.size();
+        let current = Pixels::new(size, size, host)?;
         let waiting = crate::clock::seconds();
         let score = score_all(&self.model, &self.views, &self.objective, std::slice::from_ref(&current)).await?[0];
         sync_seconds += crate::clock::seconds() - waiting;

@@ -5,9 +5,66 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::settings::Prompt;
+use serde::{Deserialize, Serialize};
+
+use super::settings::{Prompt, check_prompts, negative_prompts, non_negative, positive, positive_prompts};
 use crate::engine::Model;
-use crate::Result;
+use crate::{Error, Result};
+
+/// What is maximised: the terms of the loss and their weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(cli, derive(clap::Args))]
+pub struct ObjectiveSettings {
+    /// What to paint. Repeat for several prompts; `TEXT::WEIGHT` weighs one (default 1).
+    #[serde(deserialize_with = "positive_prompts")]
+    #[cfg_attr(cli, arg(long))]
+    pub prompt: Vec<Prompt>,
+    /// What to steer away from (repeatable, `TEXT::WEIGHT`, default weight 0.3).
+    #[serde(deserialize_with = "negative_prompts")]
+    #[cfg_attr(cli, arg(long))]
+    pub negative: Vec<Prompt>,
+    /// Weight of the patch views' loss against the global views'.
+    #[cfg_attr(cli, arg(long))]
+    pub patch_weight: f32,
+    /// Weight of the canvas's total variation in the loss (0: none, the paper's recipe): a
+    /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
+    /// blobs that ascent paints where the model does not mind them.
+    #[cfg_attr(cli, arg(long))]
+    pub smoothness: f32,
+    /// The negatives as rivals, as captions are in CLIP's training: each view's loss is the
+    /// cross-entropy of each prompt against them, cosines times this logit scale, so only what
+    /// tells the prompt from its rivals is painted (the negatives' weights are not used).
+    /// None: the paper's cosine, with the negatives' cosines added at their weights.
+    #[cfg_attr(cli, arg(long))]
+    pub contrast: Option<f32>,
+}
+
+/// The paper's objective (with no prompt yet): the patch views weigh five times the global ones.
+impl Default for ObjectiveSettings {
+    fn default() -> Self {
+        Self { prompt: Vec::new(), negative: Vec::new(), patch_weight: 5.0, smoothness: 0.0, contrast: None }
+    }
+}
+
+impl ObjectiveSettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.prompt.is_empty() {
+            return Err(Error::Invalid("a prompt is needed".into()));
+        }
+        check_prompts("prompt", &self.prompt)?;
+        check_prompts("negative prompt", &self.negative)?;
+        non_negative("the patch weight", self.patch_weight)?;
+        non_negative("the smoothness", self.smoothness)?;
+        if let Some(scale) = self.contrast {
+            positive("the contrast's logit scale", scale)?;
+            if self.negative.is_empty() {
+                return Err(Error::Invalid("contrast needs negative prompts to rival the prompt".into()));
+            }
+        }
+        Ok(())
+    }
+}
 
 pub struct Objective {
     /// Unit text embeddings `[prompts, embed]` and their weights (summing to 1), `[prompts, 1]`.
@@ -26,7 +83,8 @@ enum Negatives {
 }
 
 impl Objective {
-    pub fn new(model: &Model, prompts: &[Prompt], negatives: &[Prompt], contrast: Option<f32>) -> Result<Self> {
+    pub fn new(model: &Model, settings: &ObjectiveSettings) -> Result<Self> {
+        let (prompts, negatives, contrast) = (&settings.prompt, &settings.negative, settings.contrast);
         let embed = |prompts: &[Prompt], normalise_weights: bool| -> Result<(Tensor<2>, Tensor<2>)> {
             let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
             let embeddings = unit(model.clip.encode_text(&sequences)?.detach());

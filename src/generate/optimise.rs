@@ -8,8 +8,72 @@
 //! are that update, exactly.
 
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
-use super::settings::Optimiser;
+use super::settings::{non_negative, positive};
+use crate::Result;
+
+/// How a step moves the canvas parameters along the (clipped) gradient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(cli, derive(clap::ValueEnum))]
+pub enum Optimiser {
+    /// PyTorch's AdamW, as in the paper.
+    #[default]
+    #[serde(rename = "adamw")]
+    #[cfg_attr(cli, value(name = "adamw"))]
+    AdamW,
+    /// The gradient scaled to a root mean square of the learning rate (L2 steepest ascent).
+    NormalisedGradient,
+}
+
+/// The update each step makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(cli, derive(clap::Args))]
+pub struct UpdateSettings {
+    /// The optimiser's learning rate.
+    #[cfg_attr(cli, arg(long))]
+    pub lr: f32,
+    /// Cosine decay of the learning rate to zero over the steps (off: constant, as the
+    /// paper): a picture found early at the full rate is then refined in ever smaller steps,
+    /// as ascent from the prompt's own render at a fifth of the rate kept it (docs/shapes.md).
+    #[cfg_attr(cli, arg(long))]
+    pub decay: bool,
+    /// AdamW's decoupled weight decay.
+    #[cfg_attr(cli, arg(long))]
+    pub weight_decay: f32,
+    /// The gradient's L2 norm is clipped to this before each step.
+    #[cfg_attr(cli, arg(long))]
+    pub max_grad_norm: f32,
+    /// `adamw` (the paper's) or `normalised-gradient`.
+    #[cfg_attr(cli, arg(long, value_enum))]
+    pub optimiser: Optimiser,
+}
+
+/// The paper's update.
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        Self { lr: 0.0175, decay: false, weight_decay: 0.01, max_grad_norm: 0.001, optimiser: Optimiser::AdamW }
+    }
+}
+
+impl UpdateSettings {
+    /// The learning rate of step `step` (from 0) of `steps`.
+    pub fn learning_rate_at(&self, step: usize, steps: usize) -> f32 {
+        if !self.decay {
+            return self.lr;
+        }
+        let progress = step as f32 / steps.max(1) as f32;
+        self.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        positive("the learning rate", self.lr)?;
+        positive("the gradient norm limit", self.max_grad_norm)?;
+        non_negative("the weight decay", self.weight_decay)
+    }
+}
 
 pub struct AdamW {
     learning_rate: f32,
@@ -58,17 +122,17 @@ impl NormalisedGradient {
     }
 }
 
-/// The update a generation runs (`Settings::optimiser`).
+/// The update a generation runs (`UpdateSettings::optimiser`).
 pub enum Update {
     AdamW(AdamW),
     NormalisedGradient(NormalisedGradient),
 }
 
 impl Update {
-    pub fn new(optimiser: Optimiser, learning_rate: f32, weight_decay: f32) -> Self {
-        match optimiser {
-            Optimiser::AdamW => Update::AdamW(AdamW::new(learning_rate, weight_decay)),
-            Optimiser::NormalisedGradient => Update::NormalisedGradient(NormalisedGradient::new(learning_rate)),
+    pub fn new(settings: &UpdateSettings) -> Self {
+        match settings.optimiser {
+            Optimiser::AdamW => Update::AdamW(AdamW::new(settings.lr, settings.weight_decay)),
+            Optimiser::NormalisedGradient => Update::NormalisedGradient(NormalisedGradient::new(settings.lr)),
         }
     }
 

@@ -6,9 +6,76 @@ use std::f32::consts::PI;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::settings::Parameterisation;
+use serde::{Deserialize, Serialize};
+
+use super::optimise::threshold;
 use crate::pixels::Pixels;
 use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// How the optimised variables become pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(cli, derive(clap::ValueEnum))]
+pub enum Parameterisation {
+    /// The pixels themselves, as in the paper.
+    #[default]
+    Pixels,
+    /// Lucid's: a 1/f-scaled Fourier spectrum in a decorrelated colour space, through a
+    /// sigmoid.
+    Fourier,
+}
+
+/// The initial noise's amplitude (of its coarsest field): the paper's.
+pub const DEFAULT_INIT_NOISE: f32 = 0.35;
+
+/// The canvas: what is optimised, how it is kept a picture, and where it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(cli, derive(clap::Args))]
+pub struct CanvasSettings {
+    /// How the optimised variables become pixels: `pixels` (the paper's) or `fourier`.
+    #[cfg_attr(cli, arg(long, value_enum))]
+    pub param: Parameterisation,
+    /// After each step, pixels are brought back into [0, 1] by dynamic thresholding at this
+    /// percentile (every pixel divided by the percentile's excess); 0: plain clamping.
+    #[cfg_attr(cli, arg(long))]
+    pub threshold: f32,
+    /// Candidates for the initial noise; the best by score for the prompt is the start.
+    #[cfg_attr(cli, arg(long))]
+    pub candidates: usize,
+    /// Amplitude of the initial noise (of its coarsest field; finer ones fall as 1/f); 0 is
+    /// a flat mid-grey start.
+    #[cfg_attr(cli, arg(long))]
+    pub init_noise: f32,
+    /// A picture to start from instead of noise (resized to the canvas). Given as a file
+    /// (`--init`, the page's start image), not by name.
+    #[serde(skip)]
+    #[cfg_attr(cli, arg(skip))]
+    pub start: Option<Pixels>,
+}
+
+/// The paper's canvas.
+impl Default for CanvasSettings {
+    fn default() -> Self {
+        Self { param: Parameterisation::Pixels, threshold: 0.95, candidates: 16, init_noise: DEFAULT_INIT_NOISE, start: None }
+    }
+}
+
+impl CanvasSettings {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.threshold.is_finite() && (0.0..=1.0).contains(&self.threshold)) {
+            return Err(Error::Invalid(format!("the threshold percentile must be in (0, 1], or 0 for none, not {}", self.threshold)));
+        }
+        if !(1..=256).contains(&self.candidates) {
+            return Err(Error::Invalid(format!("the initial candidates must be 1 to 256, not {}", self.candidates)));
+        }
+        if !(self.init_noise.is_finite() && (0.0..=1.0).contains(&self.init_noise)) {
+            return Err(Error::Invalid(format!("the initial noise must be 0 to 1, not {}", self.init_noise)));
+        }
+        Ok(())
+    }
+}
 
 /// Lucid's colour correlation (square root of the ImageNet colour covariance), scaled so its
 /// largest column norm is 1: decorrelated parameters become natural colours.
@@ -18,6 +85,8 @@ const COLOR_MAX_NORM: f32 = 0.4619; // max column norm of the matrix above
 /// The optimised variables of a canvas and how they map to pixels.
 pub struct Canvas {
     kind: Parameterisation,
+    /// Pixels only: the dynamic thresholding's percentile (0: clamping).
+    threshold: f32,
     size: usize,
     /// Fourier only: cos and sin bases `[size, size]` and the 1/f spectrum scale.
     basis: Option<FourierBasis>,
@@ -30,9 +99,26 @@ struct FourierBasis {
 }
 
 impl Canvas {
-    pub fn new(kind: Parameterisation, size: usize, device: &Device) -> Self {
+    pub fn new(settings: &CanvasSettings, size: usize, device: &Device) -> Self {
+        let kind = settings.param;
         let basis = (kind == Parameterisation::Fourier).then(|| FourierBasis::new(size, device));
-        Self { kind, size, basis }
+        Self { kind, threshold: settings.threshold, size, basis }
+    }
+
+    /// After an update: `pixels` (the updated parameters' pixels, read back to the host) are
+    /// made a picture again, and the parameters to go on from are returned. Pixels are
+    /// thresholded on the host, which holds them already (the percentile needs a sort, which
+    /// WebGPU backends do not offer), and become the parameters; a Fourier spectrum's sigmoid
+    /// keeps its pixels in range, and its parameters stay as updated.
+    pub fn project(&self, updated: Tensor<4>, pixels: &mut [f32]) -> Tensor<4> {
+        match self.kind {
+            Parameterisation::Pixels => {
+                threshold(pixels, (self.threshold > 0.0).then_some(self.threshold));
+                let s = self.size;
+                Tensor::from_data(TensorData::new(pixels.to_vec(), [1, 3, s, s]), &updated.device())
+            }
+            Parameterisation::Fourier => updated,
+        }
     }
 
     /// The parameters that give `pixels` (`[3, size, size]` in [0, 1]).

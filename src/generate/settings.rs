@@ -1,178 +1,209 @@
-//! Every knob of a generation, with the paper's defaults (docs/generation.md says where each
-//! comes from), checked before any work starts.
+//! Every setting of a generation, declared once. Each seam declares its own in its module
+//! (`ViewSettings` in augment, `CanvasSettings` in param, `ObjectiveSettings` in objective,
+//! `UpdateSettings` in optimise); `Settings` gathers them with the run's own (steps, canvas
+//! size, seed). A field's doc comment is its doc everywhere, its `Default` is the paper's
+//! value, its serde name (camelCase) is its name in the page, a share URL and a model's
+//! `recommended`, and its clap flag is derived from it (native builds only). docs/generation.md's
+//! table of settings is checked against this declaration by a test.
+//!
+//! Settings are layered by name: the paper's, then a model's recommendation, then what a
+//! person gave (`Patch`), each over the last; the result is checked before any work starts.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::pixels::Pixels;
+use super::augment::ViewSettings;
+use super::objective::ObjectiveSettings;
+use super::optimise::UpdateSettings;
+use super::param::CanvasSettings;
 use crate::tokenizer::MAX_PROMPT_CHARS;
 use crate::{Error, Result};
 
+pub use super::optimise::Optimiser;
+pub use super::param::Parameterisation;
+
 /// A text the picture is pulled toward (or, as a negative, pushed away from), with its weight.
-#[derive(Debug, Clone, PartialEq)]
+/// Written `TEXT` or `TEXT::WEIGHT` (or, in JSON, `{ "text", "weight" }`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prompt {
     pub text: String,
     pub weight: f32,
 }
 
-/// How the optimised variables become pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parameterisation {
-    /// The pixels themselves, as in the paper.
-    Pixels,
-    /// Lucid's: a 1/f-scaled Fourier spectrum in a decorrelated colour space, through a
-    /// sigmoid.
-    Fourier,
+/// A negative prompt's weight where none is written.
+pub const NEGATIVE_WEIGHT: f32 = 0.3;
+
+impl Prompt {
+    /// `TEXT` or `TEXT::WEIGHT`, the weight `default_weight` where none is written.
+    pub fn parse(text: &str, default_weight: f32) -> Result<Self> {
+        match text.rsplit_once("::") {
+            Some((text, weight)) => {
+                let weight: f32 = weight
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (write TEXT::WEIGHT, e.g. 'a red star::2')")))?;
+                Ok(Self { text: text.to_string(), weight })
+            }
+            None => Ok(Self { text: text.to_string(), weight: default_weight }),
+        }
+    }
 }
 
-/// How a step moves the canvas parameters along the (clipped) gradient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Optimiser {
-    /// PyTorch's AdamW, as in the paper.
-    AdamW,
-    /// The gradient scaled to a root mean square of the learning rate (L2 steepest ascent).
-    NormalisedGradient,
+/// So that clap can take a prompt as an argument (its weight is read again, with the right
+/// default, where the settings are layered).
+impl std::str::FromStr for Prompt {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text, 1.0)
+    }
 }
 
-/// Where the canvas starts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Init {
-    /// Low-frequency coloured noise: the best of `candidates` draws by score for the prompt.
-    /// `amplitude` is the coarsest field's (finer ones fall as 1/f); 0 is a flat mid-grey.
-    Noise { candidates: usize, amplitude: f32 },
-    /// A picture to edit toward the prompt (resized to the canvas).
-    Image(Pixels),
+/// One prompt or several, each a string (`TEXT::WEIGHT`) or `{ text, weight }`.
+fn prompts<'de, D: Deserializer<'de>>(deserializer: D, default_weight: f32) -> std::result::Result<Vec<Prompt>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum One {
+        Text(String),
+        Full { text: String, weight: f32 },
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(One),
+        Many(Vec<One>),
+    }
+    let many = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    };
+    many.into_iter()
+        .map(|one| match one {
+            One::Text(text) => Prompt::parse(&text, default_weight).map_err(serde::de::Error::custom),
+            One::Full { text, weight } => Ok(Prompt { text, weight }),
+        })
+        .collect()
 }
 
-#[derive(Debug, Clone, PartialEq)]
+pub(super) fn positive_prompts<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Prompt>, D::Error> {
+    prompts(d, 1.0)
+}
+
+pub(super) fn negative_prompts<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Prompt>, D::Error> {
+    prompts(d, NEGATIVE_WEIGHT)
+}
+
+/// A generation's settings: the run's own, and each seam's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[cfg_attr(cli, derive(clap::Args))]
 pub struct Settings {
-    pub prompts: Vec<Prompt>,
-    pub negatives: Vec<Prompt>,
+    /// Optimisation steps.
+    #[cfg_attr(cli, arg(long))]
     pub steps: usize,
-    /// Side of the square canvas, in pixels; views are resampled to the model's resolution.
-    pub size: usize,
-    pub global_views: usize,
-    pub patch_views: usize,
-    /// Weight of the patch views' loss against the global views'.
-    pub patch_weight: f32,
-    /// Side of a patch crop as a fraction of the canvas (128 of 224 in the paper).
-    pub patch_fraction: f32,
-    /// Standard deviation of the noise added to each global view.
-    pub noise: f32,
-    /// DiffAugment's colour policy on every view (the paper's recipe). Off, the views keep
-    /// the canvas's colours: for a model whose world has a few flat named colours, a
-    /// brightness shift of up to 0.5 turns one named colour into another.
-    pub colour_jitter: bool,
-    /// DiffAugment's cutout on every view (the paper's recipe): a square of half the view's
-    /// side set to black. Off, no view hides part of the canvas (on the Shapes world, ascent
-    /// from the prompt's own picture then kept its one object far more often:
-    /// docs/shapes.md).
-    pub cutout: bool,
-    /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
-    /// (off, as DiffAugment: black, which ascent on the Shapes world answered with bright
-    /// frames round the canvas: docs/shapes.md).
-    pub edge_padding: bool,
-    /// Weight of the canvas's total variation in the loss (0: none, the paper's recipe): a
-    /// prior for flat regions with sharp edges, against the pixel-level noise and scattered
-    /// blobs that ascent paints where the model does not mind them.
-    pub smoothness: f32,
-    /// `Some(scale)`: the negatives are rivals, as captions are in CLIP's training: each
-    /// view's loss is the cross-entropy of each prompt against them, cosines times `scale`
-    /// (CLIP's logit scale), so only what tells the prompt from its rivals is painted; the
-    /// negatives' weights are not used. `None`: the paper's cosine, with the negatives'
-    /// cosines added at their weights.
-    pub contrast: Option<f32>,
-    pub learning_rate: f32,
-    /// Cosine decay of the learning rate to zero over the steps (off: constant, as the
-    /// paper): a picture found early at the full rate is then refined in ever smaller steps,
-    /// as ascent from the prompt's own render at a fifth of the rate kept it (docs/shapes.md).
-    pub decay: bool,
-    pub weight_decay: f32,
-    /// The gradient's L2 norm is clipped to this before each step.
-    pub max_grad_norm: f32,
-    /// Dynamic thresholding percentile (None: plain clamping to [0, 1]).
-    pub threshold: Option<f32>,
+    /// Side of the square canvas in pixels (none: the model's resolution); views are
+    /// resampled to the model's resolution.
+    #[cfg_attr(cli, arg(long))]
+    pub size: Option<usize>,
+    /// Seed of every random draw (start, views): the same seed paints the same picture.
+    #[cfg_attr(cli, arg(long))]
     pub seed: u64,
-    pub init: Init,
-    pub parameterisation: Parameterisation,
-    pub optimiser: Optimiser,
-    /// A snapshot is marked every this many steps.
+    /// A snapshot (a frame of the animation) is kept every this many steps, and the last.
+    #[cfg_attr(cli, arg(long))]
     pub snapshot_every: usize,
+    #[serde(flatten)]
+    #[cfg_attr(cli, command(flatten))]
+    pub objective: ObjectiveSettings,
+    #[serde(flatten)]
+    #[cfg_attr(cli, command(flatten))]
+    pub view: ViewSettings,
+    #[serde(flatten)]
+    #[cfg_attr(cli, command(flatten))]
+    pub canvas: CanvasSettings,
+    #[serde(flatten)]
+    #[cfg_attr(cli, command(flatten))]
+    pub update: UpdateSettings,
 }
 
-/// The settings a model folder recommends for painting with it (its manifest's
-/// `recommended`, in the page's names): where a person sets nothing, they replace the
-/// paper's. The built-in Shapes models carry the recipe measured best for them
-/// (docs/shapes.md); a converted CLIPAG carries none and paints with the paper's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Recommended {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub views: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patch_views: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidates: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_noise: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smoothness: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub colour_jitter: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cutout: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub edge_padding: Option<bool>,
-}
-
-impl Recommended {
-    /// `settings` with every recommended value in place of its own.
-    pub fn apply(&self, s: &mut Settings) {
-        s.steps = self.steps.unwrap_or(s.steps);
-        s.global_views = self.views.unwrap_or(s.global_views);
-        s.patch_views = self.patch_views.unwrap_or(s.patch_views);
-        s.learning_rate = self.lr.unwrap_or(s.learning_rate);
-        s.smoothness = self.smoothness.unwrap_or(s.smoothness);
-        s.colour_jitter = self.colour_jitter.unwrap_or(s.colour_jitter);
-        s.cutout = self.cutout.unwrap_or(s.cutout);
-        s.edge_padding = self.edge_padding.unwrap_or(s.edge_padding);
-        if let Init::Noise { candidates, amplitude } = &mut s.init {
-            *candidates = self.candidates.unwrap_or(*candidates);
-            *amplitude = self.init_noise.unwrap_or(*amplitude);
-        }
-    }
-
-    /// Every value a recommendation can name, as `settings` has it: what a page shows as
-    /// a model's defaults.
-    pub fn from_settings(s: &Settings) -> Self {
-        let (candidates, init_noise) = match s.init {
-            Init::Noise { candidates, amplitude } => (Some(candidates), Some(amplitude)),
-            Init::Image(_) => (None, None),
-        };
+/// The paper's recipe, with no prompt.
+impl Default for Settings {
+    fn default() -> Self {
         Self {
-            steps: Some(s.steps),
-            views: Some(s.global_views),
-            patch_views: Some(s.patch_views),
-            lr: Some(s.learning_rate),
-            candidates,
-            init_noise,
-            smoothness: Some(s.smoothness),
-            colour_jitter: Some(s.colour_jitter),
-            cutout: Some(s.cutout),
-            edge_padding: Some(s.edge_padding),
+            steps: 100,
+            size: None,
+            seed: 0,
+            snapshot_every: 10,
+            objective: ObjectiveSettings::default(),
+            view: ViewSettings::default(),
+            canvas: CanvasSettings::default(),
+            update: UpdateSettings::default(),
         }
     }
+}
 
-    /// Refuses a recommendation that could not paint (checked where a folder is written and
-    /// read, so a bad manifest fails on load, not on Generate).
-    pub fn validate(&self) -> Result<()> {
-        let mut settings = Settings::paper("a recommendation", 64);
-        self.apply(&mut settings);
+/// Settings by name over others (the page's names, as in `Settings`' serde): what a page
+/// sends, what a model recommends (its manifest's `recommended`), what a command line gives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Patch(pub serde_json::Map<String, serde_json::Value>);
+
+impl Patch {
+    /// Refuses a model's recommendation that could not paint, or that names a prompt (checked
+    /// where a folder is written and read, so a bad manifest fails on load, not on Generate).
+    pub fn validate_as_recommendation(&self) -> Result<()> {
+        for key in ["prompt", "negative", "seed"] {
+            if self.0.contains_key(key) {
+                return Err(Error::Invalid(format!("the model's recommended settings name a {key}, which is the person's to choose")));
+            }
+        }
+        let settings = Settings::paper("a recommendation", 64).patched(self)?;
         settings.validate().map_err(|e| Error::Invalid(format!("the model's recommended settings: {e}")))
     }
+}
+
+/// A setting's value as a person reads it: a number as the f32 it is (`0.01`, not the f64
+/// `0.009999999776482582` it travels as), a name without quotes, a list of prompts as their
+/// texts.
+pub fn shown(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => (n.as_f64().unwrap_or_default() as f32).to_string(),
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        Value::Array(items) => items.iter().map(|item| item.get("text").map_or_else(|| shown(item), shown)).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// A setting's name from its field's name (and its argument's id): `patch_views` -> `patchViews`.
+pub fn name_of(field: &str) -> String {
+    let mut parts = field.split('_');
+    let first = parts.next().unwrap_or_default().to_string();
+    parts.fold(first, |name, part| {
+        let mut chars = part.chars();
+        name + &chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+    })
+}
+
+/// docs/generation.md's table of settings, made from their declaration: each setting's name
+/// (in the page, a share URL and a manifest), its flag, the paper's value and its doc.
+#[cfg(cli)]
+pub fn markdown_table() -> String {
+    use clap::Args as _;
+    let serde_json::Value::Object(paper) = serde_json::to_value(Settings::default()).expect("plain data") else {
+        unreachable!("settings serialise to an object")
+    };
+    let mut table = String::from("| name | command line | paper's value | what it is |\n| --- | --- | --- | --- |\n");
+    for arg in Settings::augment_args(clap::Command::new("settings")).get_arguments() {
+        let name = name_of(arg.get_id().as_str());
+        let default = match paper.get(&name) {
+            Some(serde_json::Value::Array(list)) if list.is_empty() => "—".to_string(),
+            Some(serde_json::Value::Null) | None => "—".to_string(),
+            Some(value) => shown(value),
+        };
+        let flag = arg.get_long().map(|long| format!("`--{long}`")).unwrap_or_default();
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default().replace('|', "\\|");
+        table += &format!("| `{name}` | {flag} | {default} | {help} |\n");
+    }
+    table
 }
 
 /// Canvases larger than this on a side are refused: views are resampled from the canvas every
@@ -180,136 +211,167 @@ impl Recommended {
 pub const MAX_SIZE: usize = 1024;
 pub const MAX_VIEWS: usize = 256;
 pub const MAX_STEPS: usize = 10_000;
-/// The initial noise's amplitude (of its coarsest field).
-pub const DEFAULT_INIT_NOISE: f32 = 0.35;
-/// The paper's noise on each global view (a standard deviation).
-pub const DEFAULT_VIEW_NOISE: f32 = 0.01;
 
 impl Settings {
-    /// The paper's recipe for one prompt, on a canvas of `size` (the model's resolution).
+    /// The paper's recipe for one prompt, on a canvas of `size`.
     pub fn paper(prompt: &str, size: usize) -> Self {
-        Self {
-            prompts: vec![Prompt { text: prompt.to_string(), weight: 1.0 }],
-            negatives: Vec::new(),
-            steps: 100,
-            size,
-            global_views: 32,
-            patch_views: 32,
-            patch_weight: 5.0,
-            patch_fraction: 128.0 / 224.0,
-            noise: DEFAULT_VIEW_NOISE,
-            colour_jitter: true,
-            cutout: true,
-            edge_padding: false,
-            smoothness: 0.0,
-            contrast: None,
-            learning_rate: 0.0175,
-            decay: false,
-            weight_decay: 0.01,
-            max_grad_norm: 0.001,
-            threshold: Some(0.95),
-            seed: 0,
-            init: Init::Noise { candidates: 16, amplitude: DEFAULT_INIT_NOISE },
-            parameterisation: Parameterisation::Pixels,
-            optimiser: Optimiser::AdamW,
-            snapshot_every: 10,
+        let mut s = Self { size: Some(size), ..Self::default() };
+        s.objective.prompt = vec![Prompt { text: prompt.to_string(), weight: 1.0 }];
+        s
+    }
+
+    /// These settings with `patch`'s over them, by name. An unknown name is refused (a typo
+    /// must not pass unnoticed); a null is no value (JavaScript's `undefined` arrives as one),
+    /// so the setting beneath stands; values are checked later, by `validate`.
+    pub fn patched(&self, patch: &Patch) -> Result<Self> {
+        let serde_json::Value::Object(mut merged) = serde_json::to_value(self).expect("settings are plain data") else {
+            unreachable!("settings serialise to an object")
+        };
+        for (name, value) in &patch.0 {
+            if !merged.contains_key(name) {
+                return Err(Error::Invalid(format!("there is no setting named '{name}'")));
+            }
+            if !value.is_null() {
+                merged.insert(name.clone(), value.clone());
+            }
         }
+        let mut patched: Self = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| Error::Invalid(format!("generation settings: {e}")))?;
+        patched.canvas.start = self.canvas.start.clone();
+        Ok(patched)
+    }
+
+    /// The canvas's side: the one asked for, else `model_size`.
+    pub fn size_or(&self, model_size: usize) -> usize {
+        self.size.unwrap_or(model_size)
     }
 
     /// The learning rate of step `step` (from 0).
     pub fn learning_rate_at(&self, step: usize) -> f32 {
-        if !self.decay {
-            return self.learning_rate;
-        }
-        let progress = step as f32 / self.steps.max(1) as f32;
-        self.learning_rate * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+        self.update.learning_rate_at(step, self.steps)
     }
 
     /// Refuses settings that cannot give a picture, naming the setting.
     pub fn validate(&self) -> Result<()> {
         let fail = |what: String| Err(Error::Invalid(what));
-        if self.prompts.is_empty() {
-            return fail("a prompt is needed".into());
-        }
-        for (kind, prompts) in [("prompt", &self.prompts), ("negative prompt", &self.negatives)] {
-            for p in prompts {
-                if p.text.trim().is_empty() {
-                    return fail(format!("a {kind} is empty"));
-                }
-                if p.text.chars().count() > MAX_PROMPT_CHARS {
-                    return fail(format!("a {kind} is longer than {MAX_PROMPT_CHARS} characters"));
-                }
-                if !(p.weight.is_finite() && p.weight > 0.0) {
-                    return fail(format!("the {kind} '{}' has weight {}; weights must be positive numbers", p.text, p.weight));
-                }
-            }
-        }
         if !(1..=MAX_STEPS).contains(&self.steps) {
             return fail(format!("steps must be 1 to {MAX_STEPS}, not {}", self.steps));
         }
-        if !(8..=MAX_SIZE).contains(&self.size) {
-            return fail(format!("the canvas must be 8 to {MAX_SIZE} pixels on a side, not {}", self.size));
-        }
-        if self.global_views + self.patch_views == 0 {
-            return fail("at least one view (global or patch) is needed".into());
-        }
-        if self.global_views > MAX_VIEWS || self.patch_views > MAX_VIEWS {
-            return fail(format!("at most {MAX_VIEWS} views of each kind"));
-        }
-        let positive = |name: &str, v: f32| -> Result<()> {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { fail(format!("{name} must be a positive number, not {v}")) }
-        };
-        let non_negative = |name: &str, v: f32| -> Result<()> {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { fail(format!("{name} must be zero or a positive number, not {v}")) }
-        };
-        positive("the learning rate", self.learning_rate)?;
-        positive("the gradient norm limit", self.max_grad_norm)?;
-        non_negative("the weight decay", self.weight_decay)?;
-        non_negative("the patch weight", self.patch_weight)?;
-        non_negative("the view noise", self.noise)?;
-        non_negative("the smoothness", self.smoothness)?;
-        if let Some(scale) = self.contrast {
-            positive("the contrast's logit scale", scale)?;
-            if self.negatives.is_empty() {
-                return fail("contrast needs negative prompts to rival the prompt".into());
-            }
-        }
-        if !(self.patch_fraction.is_finite() && self.patch_fraction > 0.0 && self.patch_fraction <= 1.0) {
-            return fail(format!("the patch fraction must be in (0, 1], not {}", self.patch_fraction));
-        }
-        if let Some(p) = self.threshold {
-            if !(p.is_finite() && p > 0.0 && p <= 1.0) {
-                return fail(format!("the threshold percentile must be in (0, 1], not {p}"));
+        if let Some(size) = self.size {
+            if !(8..=MAX_SIZE).contains(&size) {
+                return fail(format!("the canvas must be 8 to {MAX_SIZE} pixels on a side, not {size}"));
             }
         }
         if self.snapshot_every == 0 {
             return fail("snapshots must be every 1 step or more".into());
         }
-        match &self.init {
-            Init::Noise { candidates, .. } if !(1..=256).contains(candidates) => {
-                fail(format!("the initial candidates must be 1 to 256, not {candidates}"))
-            }
-            Init::Noise { amplitude, .. } if !(amplitude.is_finite() && (0.0..=1.0).contains(amplitude)) => {
-                fail(format!("the initial noise must be 0 to 1, not {amplitude}"))
-            }
-            _ => Ok(()),
+        self.objective.validate()?;
+        self.view.validate()?;
+        self.canvas.validate()?;
+        self.update.validate()
+    }
+}
+
+/// A number that must be finite and positive, named in the message.
+pub(super) fn positive(name: &str, v: f32) -> Result<()> {
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Error::Invalid(format!("{name} must be a positive number, not {v}"))) }
+}
+
+/// A number that must be finite and not negative, named in the message.
+pub(super) fn non_negative(name: &str, v: f32) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{name} must be zero or a positive number, not {v}")))
+    }
+}
+
+/// A prompt's text, checked.
+pub(super) fn check_prompts(kind: &str, prompts: &[Prompt]) -> Result<()> {
+    let fail = |what: String| Err(Error::Invalid(what));
+    for p in prompts {
+        if p.text.trim().is_empty() {
+            return fail(format!("a {kind} is empty"));
+        }
+        if p.text.chars().count() > MAX_PROMPT_CHARS {
+            return fail(format!("a {kind} is longer than {MAX_PROMPT_CHARS} characters"));
+        }
+        if !(p.weight.is_finite() && p.weight > 0.0) {
+            return fail(format!("the {kind} '{}' has weight {}; weights must be positive numbers", p.text, p.weight));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Settings;
+    use super::{Patch, Prompt, Settings};
+
+    /// docs/generation.md's table of settings is this declaration's: regenerate it with
+    /// `CLIPAG_BLESS=1 cargo test --release --lib settings` after adding or changing one.
+    #[cfg(cli)]
+    #[test]
+    fn the_docs_table_of_settings_is_the_declarations() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/generation.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = ("<!-- settings: made by settings::markdown_table -->\n", "<!-- /settings -->");
+        let from = docs.find(begin).expect("the table's opening marker") + begin.len();
+        let to = docs.find(end).expect("the table's closing marker");
+        let table = super::markdown_table();
+        if std::env::var_os("CLIPAG_BLESS").is_some() {
+            std::fs::write(path, format!("{}{table}{}", &docs[..from], &docs[to..])).unwrap();
+        } else {
+            assert_eq!(docs[from..to], table, "docs/generation.md's table of settings is stale (CLIPAG_BLESS=1 rewrites it)");
+        }
+    }
 
     #[test]
     fn the_cosine_decay_starts_at_the_rate_halves_midway_and_ends_near_zero() {
         let mut s = Settings::paper("a red star", 64);
         s.steps = 40;
-        let rate = s.learning_rate;
+        let rate = s.update.lr;
         assert_eq!(s.learning_rate_at(39), rate, "constant unless asked");
-        s.decay = true;
+        s.update.decay = true;
         assert_eq!(s.learning_rate_at(0), rate);
         assert!((s.learning_rate_at(20) - rate / 2.0).abs() < 1e-6);
         assert!(s.learning_rate_at(39) < rate * 0.01);
+    }
+
+    fn patch(json: serde_json::Value) -> Patch {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_patch_sets_what_it_names_and_nothing_else() {
+        let paper = Settings::paper("a red star", 64);
+        let s = paper.patched(&patch(serde_json::json!({ "views": 4, "lr": 0.05, "cutout": false, "negative": "blur" }))).unwrap();
+        assert_eq!((s.view.views, s.update.lr, s.view.cutout), (4, 0.05, false));
+        assert_eq!(s.objective.negative, vec![Prompt { text: "blur".into(), weight: super::NEGATIVE_WEIGHT }]);
+        assert_eq!((s.steps, s.view.patch_views, &s.objective.prompt), (paper.steps, paper.view.patch_views, &paper.objective.prompt));
+        // Every value survives the round trip through names exactly (f32 included).
+        assert_eq!(paper.patched(&Patch::default()).unwrap(), paper);
+    }
+
+    #[test]
+    fn an_unknown_name_or_a_wrong_type_is_refused_by_name() {
+        let paper = Settings::paper("a red star", 64);
+        let error = paper.patched(&patch(serde_json::json!({ "veiws": 4 }))).unwrap_err().to_string();
+        assert!(error.contains("'veiws'"), "{error}");
+        let error = paper.patched(&patch(serde_json::json!({ "steps": "many" }))).unwrap_err().to_string();
+        assert!(error.contains("generation settings"), "{error}");
+    }
+
+    #[test]
+    fn prompts_are_one_or_many_with_weights_written_or_defaulted() {
+        let s = Settings::default().patched(&patch(serde_json::json!({ "prompt": ["a star::2", { "text": "a moon", "weight": 0.5 }], "negative": ["blur::1"] }))).unwrap();
+        assert_eq!(s.objective.prompt, vec![Prompt { text: "a star".into(), weight: 2.0 }, Prompt { text: "a moon".into(), weight: 0.5 }]);
+        assert_eq!(s.objective.negative[0].weight, 1.0);
+    }
+
+    #[test]
+    fn a_recommendation_may_not_name_a_prompt() {
+        assert!(patch(serde_json::json!({ "prompt": "a cat" })).validate_as_recommendation().is_err());
+        assert!(patch(serde_json::json!({ "steps": 0 })).validate_as_recommendation().is_err());
+        assert!(patch(serde_json::json!({ "steps": 60, "views": 16 })).validate_as_recommendation().is_ok());
     }
 }

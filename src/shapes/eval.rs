@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::judge::{Judge, Verdict};
 use super::world::{COLORS, PLACES, SHAPES, SIZES, Scene};
 use crate::engine::Model;
-use crate::generate::{DEFAULT_VIEW_NOISE, Generator, Init, Optimiser, Parameterisation, Prompt, Recommended, Settings};
+use crate::generate::{Generator, Patch, Prompt, Settings};
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::Result;
@@ -131,35 +131,21 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// fit a CPU), and the learning rate, start noise and views that painted best on this
 /// 64-pixel world (docs/shapes.md has the sweep: a faster rate than the paper's, a quieter
 /// start, no colour jitter: a shift in brightness turns one of its flat colours into another).
-#[derive(Debug, Clone, Copy)]
+/// A preset of `Settings`; the prompt and seed are each painting's.
+pub fn evaluation_settings() -> Settings {
+    let mut s = Settings { steps: 40, size: Some(64), ..Settings::default() };
+    (s.view.views, s.view.patch_views, s.view.colour_jitter) = (8, 8, false);
+    (s.canvas.candidates, s.canvas.init_noise) = (8, 0.1);
+    s.update.lr = 0.05;
+    s.objective.smoothness = 0.3;
+    s
+}
+
+/// How the evaluation paints: its settings, and where each painting starts.
+#[derive(Debug, Clone)]
 pub struct Recipe {
-    pub steps: usize,
-    /// Side of the canvas painted (the views resample it to the model's resolution).
-    pub canvas: usize,
-    pub global_views: usize,
-    pub patch_views: usize,
-    pub learning_rate: f32,
-    /// Amplitude of the initial noise (0: a flat grey start).
-    pub init_noise: f32,
-    /// DiffAugment's colour jitter on the views.
-    pub colour_jitter: bool,
-    /// DiffAugment's cutout on the views.
-    pub cutout: bool,
-    /// The views repeat the canvas's edge pixels past it rather than pad with black.
-    pub edge_padding: bool,
-    /// Standard deviation of the noise on each global view.
-    pub view_noise: f32,
-    /// Paint a Fourier spectrum (Lucid) rather than pixels.
-    pub fourier: bool,
-    /// Weight of the canvas's total variation in the loss.
-    pub smoothness: f32,
-    /// `Some(scale)`: paint against the prompt's rivals (`rivals`) with CLIP's cross-entropy
-    /// at this logit scale (`Settings::contrast`), rather than toward the prompt alone.
-    pub contrast: Option<f32>,
-    /// Steps along the normalised gradient rather than AdamW's.
-    pub normalised_gradient: bool,
-    /// Cosine decay of the learning rate to zero (`Settings::decay`).
-    pub decay: bool,
+    /// The settings every painting takes (its prompt and seed aside).
+    pub settings: Settings,
     /// Start each painting from the prompt's clean render rather than noise: not a way to
     /// paint, a check of the recipe: whether its ascent keeps a picture that the model
     /// already scores high, or paints it over.
@@ -168,56 +154,54 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { steps: 40, canvas: 64, global_views: 8, patch_views: 8, learning_rate: 0.05, init_noise: 0.1, colour_jitter: false, cutout: true, edge_padding: false, view_noise: DEFAULT_VIEW_NOISE, fourier: false, smoothness: 0.3, contrast: None, normalised_gradient: false, decay: false, from_clean: false }
+        Self { settings: evaluation_settings(), from_clean: false }
     }
 }
 
 impl Recipe {
+    /// This recipe with `patch` over its settings.
+    pub fn patched(&self, patch: &Patch) -> Result<Self> {
+        Ok(Self { settings: self.settings.patched(patch)?, from_clean: self.from_clean })
+    }
+
     /// This recipe with a model's recommended values in place of its own (what the page and
     /// `clipag generate` paint that model with), on a canvas of the model's `size`.
-    pub fn recommended_for(self, recommended: &Recommended, size: usize) -> Self {
-        Self {
-            steps: recommended.steps.unwrap_or(self.steps),
-            canvas: size,
-            global_views: recommended.views.unwrap_or(self.global_views),
-            patch_views: recommended.patch_views.unwrap_or(self.patch_views),
-            learning_rate: recommended.lr.unwrap_or(self.learning_rate),
-            init_noise: recommended.init_noise.unwrap_or(self.init_noise),
-            colour_jitter: recommended.colour_jitter.unwrap_or(self.colour_jitter),
-            cutout: recommended.cutout.unwrap_or(self.cutout),
-            edge_padding: recommended.edge_padding.unwrap_or(self.edge_padding),
-            smoothness: recommended.smoothness.unwrap_or(self.smoothness),
-            ..self
-        }
+    pub fn recommended_for(&self, recommended: &Patch, size: usize) -> Result<Self> {
+        let mut recipe = self.patched(recommended)?;
+        recipe.settings.size = Some(size);
+        Ok(recipe)
+    }
+
+    /// Side of the canvas painted.
+    pub fn canvas(&self) -> usize {
+        self.settings.size.unwrap_or(64)
     }
 }
 
 pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
-    let mut s = Settings::paper(prompt, recipe.canvas);
-    s.steps = recipe.steps;
-    s.global_views = recipe.global_views;
-    s.patch_views = recipe.patch_views;
-    s.learning_rate = recipe.learning_rate;
-    s.decay = recipe.decay;
-    s.colour_jitter = recipe.colour_jitter;
-    s.cutout = recipe.cutout;
-    s.edge_padding = recipe.edge_padding;
-    s.noise = recipe.view_noise;
-    s.smoothness = recipe.smoothness;
-    if recipe.fourier {
-        s.parameterisation = Parameterisation::Fourier;
-    }
-    if recipe.normalised_gradient {
-        s.optimiser = Optimiser::NormalisedGradient;
-    }
-    s.contrast = recipe.contrast;
+    let mut s = recipe.settings.clone();
+    s.objective.prompt = vec![Prompt { text: prompt.to_string(), weight: 1.0 }];
+    s.size = Some(recipe.canvas());
     s.seed = seed;
-    s.init = Init::Noise { candidates: 8, amplitude: recipe.init_noise };
     s
 }
 
+/// The settings of `a` that differ from `b`'s, by name (`views 8, lr 0.05`), the prompts and
+/// the seed aside (each painting's own).
+pub fn differences(a: &Settings, b: &Settings) -> String {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (serde_json::json!(a), serde_json::json!(b)) else {
+        unreachable!("settings serialise to objects")
+    };
+    a.iter()
+        .filter(|(name, value)| !["prompt", "negative", "seed"].contains(&name.as_str()) && b.get(*name) != Some(value))
+        .map(|(name, value)| format!("{name} {}", crate::generate::settings::shown(value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The captions of `scene` with one attribute of its object changed: what the prompt is told
-/// apart from in zero-shot retrieval, and what it is painted against under `Recipe::contrast`.
+/// apart from in zero-shot retrieval, and what it is painted against under contrast
+/// (`ObjectiveSettings::contrast`).
 pub fn rivals(scene: &Scene) -> Vec<String> {
     let caption = scene.caption();
     let mut rivals: Vec<String> = (0..ATTRIBUTES.len())
@@ -233,17 +217,17 @@ pub fn rivals(scene: &Scene) -> Vec<String> {
 /// The settings for painting `scene`'s caption: `settings`, and its rivals under contrast.
 pub fn scene_settings(scene: &Scene, seed: u64, recipe: &Recipe) -> Settings {
     let mut s = settings(&scene.caption(), seed, recipe);
-    if recipe.contrast.is_some() {
-        s.negatives = rivals(scene).into_iter().map(|text| Prompt { text, weight: 1.0 }).collect();
+    if s.objective.contrast.is_some() {
+        s.objective.negative = rivals(scene).into_iter().map(|text| Prompt { text, weight: 1.0 }).collect();
     }
     if recipe.from_clean {
-        s.init = Init::Image(scene.render(recipe.canvas));
+        s.canvas.start = Some(scene.render(recipe.canvas()));
     }
     s
 }
 
 /// Paints `prompt` with `model`; returns the picture (the paper's output: lowest global loss).
-/// A bare prompt has no rivals: under `Recipe::contrast` this is refused (use
+/// A bare prompt has no rivals: under contrast this is refused (use
 /// `run(scene_settings(..))`).
 pub async fn paint(model: &Rc<Model>, prompt: &str, seed: u64, recipe: &Recipe) -> Result<Pixels> {
     Ok(run(model, settings(prompt, seed, recipe)).await?.0)
@@ -335,27 +319,14 @@ pub async fn report(plain: Rc<Model>, robust: Rc<Model>, options: &Options) -> R
         }
         eprintln!("painted {}/{} prompts ({:.0} s)", i + 1, prompts.len(), started.elapsed().as_secs_f64());
     }
-    let r = &options.recipe;
+    let r = &options.recipe.settings;
     md += &format!(
-        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\n{} steps{}, {} global + {} patch views, learning rate {}{}, {}{}{}{}, view noise {}{}{}{}{}; the rest as the paper.\n\n",
+        "\n### The judge on pictures painted for {} held-out prompts x {} seeds{}\n\nSettings where not the paper's: {}{}.\n\n",
         prompts.len(),
         options.seeds,
         if options.first_seed > 0 { format!(" (from seed {})", options.first_seed) } else { String::new() },
-        r.steps,
-        if r.canvas == size { String::new() } else { format!(" on a {}-pixel canvas", r.canvas) },
-        r.global_views,
-        r.patch_views,
-        r.learning_rate,
-        if r.decay { " decaying to zero (cosine)" } else { "" },
-        if r.from_clean { "from the prompt's clean render".to_string() } else { format!("best of 8 noise starts of amplitude {}", r.init_noise) },
-        if r.colour_jitter { "" } else { ", no colour jitter" },
-        if r.cutout { "" } else { ", no cutout" },
-        if r.edge_padding { ", edge padding" } else { "" },
-        r.view_noise,
-        if r.fourier { ", Fourier parameterisation" } else { "" },
-        if r.smoothness > 0.0 { format!(", smoothness {}", r.smoothness) } else { String::new() },
-        match r.contrast { Some(scale) => format!(", against the prompt's rivals at logit scale {scale}"), None => String::new() },
-        if r.normalised_gradient { ", normalised gradient steps in place of AdamW" } else { "" }
+        differences(r, &Settings::default()),
+        if options.recipe.from_clean { "; each painting from the prompt's clean render" } else { "" },
     );
     md += &table(&[("plain", &painted[0]), ("robust", &painted[1])]);
     md += "\n### The grid (rows top to bottom)\n\n| row | prompt |\n| --- | --- |\n";

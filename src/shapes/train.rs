@@ -164,7 +164,7 @@ pub struct Plan {
     /// cosine: signed gradient-ascent steps of `PAINTING_STEP`, or the evaluation's steps
     /// under `painting_views`.
     pub painting_steps: usize,
-    /// Paint the negatives as the evaluation paints (`eval::Recipe::default()`: its views,
+    /// Paint the negatives as the evaluation paints (`eval::evaluation_settings()`: its views,
     /// AdamW, smoothness and thresholding) rather than by signed steps without views:
     /// docs/shapes.md found that the twin learnt to tell its cheap paintings from the right
     /// pictures and that this did not carry over to the evaluation's. Sixteen views a step
@@ -627,15 +627,14 @@ impl Trainer {
     /// starts from one draw of noise rather than the best of several, and keeps the last
     /// canvas rather than the one of lowest loss.
     fn paint_through_views(&self, mut pictures: Tensor<4>, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
-        let recipe = super::eval::Recipe::default();
-        let settings = super::eval::settings("each caption's own", 0, &recipe);
-        let views = Views::new(&settings, self.config.vision.image_size(), &self.device);
+        let settings = super::eval::evaluation_settings();
+        let views = Views::new(&settings.view, self.config.vision.image_size(), &self.device);
         let [count, channels, size, _] = pictures.dims();
         let [_, width] = texts.dims();
-        let (global, n) = (views.global, views.count());
+        let (global, n) = (settings.view.views, views.count());
         // Each caption once per view of its picture, in the views' order.
         let texts = texts.unsqueeze_dim::<3>(1).expand([count, n, width]).reshape([count * n, width]);
-        let mut adamw = AdamW::new(settings.learning_rate, settings.weight_decay);
+        let mut adamw = AdamW::new(settings.update.lr, settings.update.weight_decay);
         for _ in 0..self.plan.painting_steps {
             let canvas = pictures.clone().detach().require_grad();
             let seen = Tensor::cat((0..count).map(|i| views.sample(canvas.clone().narrow(0, i, 1), rng)).collect(), 0);
@@ -643,15 +642,15 @@ impl Trainer {
             let losses = cosines.neg() + 1.0;
             let mut loss = losses.clone().narrow(1, 0, global).mean_dim(1).sum();
             if n > global {
-                loss = loss + losses.narrow(1, global, n - global).mean_dim(1).sum() * settings.patch_weight;
+                loss = loss + losses.narrow(1, global, n - global).mean_dim(1).sum() * settings.objective.patch_weight;
             }
             // The mean over all pictures is the mean of each picture's own, all being one size.
-            loss = loss + objective::total_variation(canvas.clone()) * (settings.smoothness * count as f32);
+            loss = loss + objective::total_variation(canvas.clone()) * (settings.objective.smoothness * count as f32);
             let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Internal("the painting produced no gradient".into()))?;
-            let updated = adamw.step(pictures.detach(), clip_grad_norm(grad, settings.max_grad_norm));
+            let updated = adamw.step(pictures.detach(), clip_grad_norm(grad, settings.update.max_grad_norm));
             let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))?;
             for picture in host.chunks_mut(channels * size * size) {
-                threshold(picture, settings.threshold);
+                threshold(picture, Some(settings.canvas.threshold));
             }
             pictures = Tensor::from_data(TensorData::new(host, [count, channels, size, size]), &self.device);
         }

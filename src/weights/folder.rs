@@ -30,8 +30,8 @@ pub struct Description {
     pub name: String,
     pub license: String,
     pub source: String,
-    /// How to paint with it, where it has its own way (see `Recommended`).
-    pub recommended: Option<crate::generate::Recommended>,
+    /// How to paint with it, where it has its own way (a `Patch` of settings).
+    pub recommended: Option<crate::generate::Patch>,
 }
 
 /// Writes a model folder: the tensors encoded at `quantization`, the tokenizer, and a
@@ -45,7 +45,7 @@ pub fn write(
     description: Description,
 ) -> Result<Manifest> {
     if let Some(recommended) = &description.recommended {
-        recommended.validate()?;
+        recommended.validate_as_recommendation()?;
     }
     let encoded: Vec<(String, quant::Encoded)> = tensors
         .iter()

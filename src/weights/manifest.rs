@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::quant::Quantization;
-use crate::generate::Recommended;
+use crate::generate::Patch;
 use crate::model::ClipConfig;
 use crate::{Error, Result};
 
@@ -33,7 +33,7 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileEntry>,
     /// How to paint with this model where a person says nothing (absent: the paper's way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recommended: Option<Recommended>,
+    pub recommended: Option<Patch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ impl Manifest {
         }
         manifest.config.validate().map_err(|e| e.at(MANIFEST))?;
         if let Some(recommended) = &manifest.recommended {
-            recommended.validate().map_err(|e| Error::file(e.to_string()).at(MANIFEST))?;
+            recommended.validate_as_recommendation().map_err(|e| Error::file(e.to_string()).at(MANIFEST))?;
         }
         Ok(manifest)
     }

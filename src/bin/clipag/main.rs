@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod given;
+
 use clap::{Parser, Subcommand};
+use given::Given;
 use clipag::engine::Model;
-use clipag::generate::{Generator, Init, Parameterisation, Prompt, Recommended, Settings};
+use clipag::generate::{Generator, Settings};
 use clipag::shapes::{eval, train};
 use clipag::pixels::Pixels;
 use clipag::weights::{ModelFiles, convert, folder, quant::Quantization};
@@ -159,71 +162,16 @@ enum Command {
     Generate {
         #[command(flatten)]
         model: ModelArgs,
-        /// What to paint. Repeat for several prompts; `TEXT::WEIGHT` weighs one (default 1).
-        #[arg(long, required = true)]
-        prompt: Vec<String>,
-        /// What to steer away from (repeatable, `TEXT::WEIGHT`, default weight 0.3).
-        #[arg(long)]
-        negative: Vec<String>,
-        /// Optimisation steps (default: the model's recommendation, else the paper's 100).
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Canvas side in pixels (default: the model's resolution).
-        #[arg(long)]
-        size: Option<usize>,
-        /// Global views per step (default: the model's recommendation, else the paper's 32).
-        #[arg(long)]
-        views: Option<usize>,
-        /// Patch views per step (default: the model's recommendation, else the paper's 32).
-        #[arg(long)]
-        patch_views: Option<usize>,
-        #[arg(long, default_value_t = 5.0)]
-        patch_weight: f32,
-        /// AdamW's learning rate (default: the model's recommendation, else the paper's 0.0175).
-        #[arg(long)]
-        lr: Option<f32>,
-        /// Decay the learning rate to zero over the steps (cosine), rather than keep it.
-        #[arg(long)]
-        decay: bool,
-        /// Candidates for the initial noise, best by score (default: the model's
-        /// recommendation, else 16).
-        #[arg(long)]
-        candidates: Option<usize>,
-        /// Amplitude of the initial noise, 0 for a flat grey start (default: the model's
-        /// recommendation, else 0.35).
-        #[arg(long)]
-        init_noise: Option<f32>,
+        /// The generation's settings; where one is not given, the model's recommendation
+        /// stands, else the paper's value shown.
+        #[command(flatten)]
+        settings: Given,
         /// Start from this picture instead of noise.
         #[arg(long)]
         init: Option<PathBuf>,
-        /// Optimise a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
-        #[arg(long)]
-        fourier: bool,
-        /// Leave out DiffAugment's colour jitter (brightness, saturation, contrast) from the views.
-        #[arg(long)]
-        no_colour_jitter: bool,
-        /// Leave out DiffAugment's cutout (a black square over part of each view).
-        #[arg(long)]
-        no_cutout: bool,
-        /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
-        /// rather than pad with black (DiffAugment's).
-        #[arg(long)]
-        edge_padding: bool,
-        /// Weight of the canvas's total variation in the loss (default: the model's
-        /// recommendation, else none, as the paper).
-        #[arg(long)]
-        smoothness: Option<f32>,
-        /// Clamp the canvas to [0, 1] after each step instead of the paper's dynamic
-        /// thresholding (which divides every pixel by the 95th percentile's excess).
-        #[arg(long)]
-        no_threshold: bool,
-        /// Write a numbered PNG every `--frame-every` steps here, and animation.gif of them.
+        /// Write a numbered PNG of every snapshot (`--snapshot-every`) here, and animation.gif of them.
         #[arg(long)]
         frames: Option<PathBuf>,
-        #[arg(long, default_value_t = 10)]
-        frame_every: usize,
         /// Print every step's report as a line of JSON on stdout, before the summary.
         #[arg(long)]
         trace: bool,
@@ -439,55 +387,17 @@ enum ShapesCommand {
         /// The first seed (seeds run from it): splits an evaluation between processes.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
-        #[arg(long, default_value_t = eval::Recipe::default().steps)]
-        steps: usize,
-        /// Side of the canvas painted; the views resample it to the model's resolution and
-        /// the judge reads the picture resized to it.
-        #[arg(long, default_value_t = eval::Recipe::default().canvas)]
-        canvas: usize,
-        #[arg(long, default_value_t = eval::Recipe::default().global_views)]
-        views: usize,
-        #[arg(long, default_value_t = eval::Recipe::default().patch_views)]
-        patch_views: usize,
-        #[arg(long, default_value_t = eval::Recipe::default().learning_rate)]
-        lr: f32,
-        /// Decay the learning rate to zero over the steps (cosine).
-        #[arg(long)]
-        decay: bool,
-        /// Amplitude of the initial noise (0: a flat grey start).
-        #[arg(long, default_value_t = eval::Recipe::default().init_noise)]
-        init_noise: f32,
-        /// DiffAugment's colour jitter on the views (`true` or `false`).
-        #[arg(long, default_value_t = eval::Recipe::default().colour_jitter, action = clap::ArgAction::Set)]
-        colour_jitter: bool,
-        /// DiffAugment's cutout on the views (`true` or `false`).
-        #[arg(long, default_value_t = eval::Recipe::default().cutout, action = clap::ArgAction::Set)]
-        cutout: bool,
-        /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
-        /// rather than pad with black.
-        #[arg(long)]
-        edge_padding: bool,
+        /// The paintings' settings: where one is not given, the evaluation's own
+        /// (`eval::evaluation_settings`: fewer views, a faster rate, a quieter start, no colour
+        /// jitter, some smoothness), not the paper's value shown. `--size` is the canvas
+        /// painted (the views resample it to the model's resolution, and the judge reads the
+        /// picture resized to it).
+        #[command(flatten)]
+        settings: Given,
         /// Start each painting from the prompt's clean render: not a way to paint, a check of
         /// whether the recipe keeps a picture its model already scores high.
         #[arg(long)]
         from_clean: bool,
-        /// Standard deviation of the noise on each global view.
-        #[arg(long, default_value_t = eval::Recipe::default().view_noise)]
-        view_noise: f32,
-        /// Paint a Fourier spectrum in decorrelated colour (Lucid) instead of pixels.
-        #[arg(long)]
-        fourier: bool,
-        /// Weight of the canvas's total variation in the loss.
-        #[arg(long, default_value_t = eval::Recipe::default().smoothness)]
-        smoothness: f32,
-        /// Paint each prompt against its rivals (the same caption with one attribute changed),
-        /// with CLIP's cross-entropy at this logit scale (the twins trained at 1/0.07).
-        #[arg(long)]
-        contrast: Option<f32>,
-        /// Step along the gradient scaled to a root mean square of the learning rate, in
-        /// place of AdamW.
-        #[arg(long)]
-        normalised_gradient: bool,
         #[arg(long, default_value = "cpu")]
         backend: Backend,
         /// Where to write tables.md, grid.png, pictures.csv and paintings/ (every painting).
@@ -580,56 +490,21 @@ async fn run(command: Command) -> Result<()> {
             };
             println!("{}", json(&embedding));
         }
-        Command::Generate {
-            model, prompt, negative, steps, seed, size, views, patch_views, patch_weight, lr, decay,
-            candidates, init_noise, init, fourier, no_colour_jitter, no_cutout, edge_padding, smoothness, no_threshold, frames, frame_every, trace, out,
-        } => {
-            // What the command line says, over the paper's recipe or the model's own: its
-            // switches can only turn the paper's colour jitter and cutout off, edge padding on.
-            let given = Recommended {
-                steps,
-                views,
-                patch_views,
-                lr,
-                candidates,
-                init_noise,
-                smoothness,
-                colour_jitter: no_colour_jitter.then_some(false),
-                cutout: no_cutout.then_some(false),
-                edge_padding: edge_padding.then_some(true),
-            };
-            // Settings are checked before the model loads, so a mistake costs nothing; the
-            // canvas size, when not given, is the model's, known only after loading.
-            let mut settings = Settings::paper("", size.unwrap_or(224));
-            settings.prompts = prompt.iter().map(|p| parse_prompt(p, 1.0)).collect::<Result<_>>()?;
-            settings.negatives = negative.iter().map(|p| parse_prompt(p, 0.3)).collect::<Result<_>>()?;
-            settings.seed = seed;
-            settings.patch_weight = patch_weight;
-            settings.decay = decay;
-            settings.snapshot_every = frame_every;
-            if no_threshold {
-                settings.threshold = None;
-            }
-            if let Some(path) = &init {
-                settings.init = Init::Image(read_pixels(path)?);
-            }
-            if fourier {
-                settings.parameterisation = Parameterisation::Fourier;
-            }
-            given.apply(&mut settings);
-            settings.validate()?;
+        Command::Generate { model, settings: Given(given), init, frames, trace, out } => {
+            // Settings are checked before the model loads, so a mistake costs nothing.
+            Settings::default().patched(&given)?.validate()?;
+            let start = init.as_deref().map(read_pixels).transpose()?;
             let model = std::rc::Rc::new(load(&model).await?);
+            let mut settings = Settings::default();
             if let Some(recommended) = &model.manifest.recommended {
-                recommended.apply(&mut settings);
-                given.apply(&mut settings);
+                settings = settings.patched(recommended)?;
             }
-            for prompt in settings.prompts.iter().chain(&settings.negatives) {
+            let mut settings = settings.patched(&given)?;
+            settings.canvas.start = start;
+            settings.validate()?;
+            for prompt in settings.objective.prompt.iter().chain(&settings.objective.negative) {
                 note_reading(&model, &prompt.text)?;
             }
-            if size.is_none() {
-                settings.size = model.image_size();
-            }
-            settings.validate()?;
             if let Some(dir) = &frames {
                 create_dir(dir)?;
             }
@@ -778,10 +653,11 @@ async fn shapes(command: ShapesCommand) -> Result<()> {
             write_file(&out.join("judged.csv"), csv.as_bytes())?;
             println!("{} paintings\n\n{table}", paintings.len());
         }
-        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, steps, canvas, views, patch_views, lr, decay, init_noise, colour_jitter, cutout, edge_padding, from_clean, view_noise, fourier, smoothness, contrast, normalised_gradient, backend, out } => {
+        ShapesCommand::Eval { plain, robust, prompts, seeds, first_seed, settings: Given(given), from_clean, backend, out } => {
+            let recipe = eval::Recipe { from_clean, ..eval::Recipe::default() }.patched(&given)?;
+            eval::settings("a prompt", 0, &recipe).validate()?; // before the models load
             let plain = std::rc::Rc::new(load(&ModelArgs { model: Some(plain), backend }).await?);
             let robust = std::rc::Rc::new(load(&ModelArgs { model: Some(robust), backend }).await?);
-            let recipe = eval::Recipe { steps, canvas, global_views: views, patch_views, learning_rate: lr, decay, init_noise, colour_jitter, cutout, edge_padding, view_noise, fourier, smoothness, contrast, normalised_gradient, from_clean };
             let options = eval::Options { prompts, seeds, first_seed, recipe, judge_scenes: 500, grid_rows: 12 };
             let report = eval::report(plain, robust, &options).await?;
             create_dir(&out)?;
@@ -842,19 +718,6 @@ fn note_reading(model: &Model, text: &str) -> Result<()> {
 }
 
 /// `TEXT` or `TEXT::WEIGHT`.
-fn parse_prompt(text: &str, default_weight: f32) -> Result<Prompt> {
-    match text.rsplit_once("::") {
-        Some((text, weight)) => {
-            let weight = weight
-                .trim()
-                .parse()
-                .map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (in '{text}::{weight}')")))?;
-            Ok(Prompt { text: text.to_string(), weight })
-        }
-        None => Ok(Prompt { text: text.to_string(), weight: default_weight }),
-    }
-}
-
 async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path) -> Result<()> {
     let started = std::time::Instant::now();
     let mut generator = Generator::new(model, settings).await?;
