@@ -81,6 +81,7 @@ impl WebModel {
     pub async fn load(manifest: String, weights: Vec<u8>, tokenizer: Vec<u8>, backend: String) -> Result<WebModel, JsValue> {
         let kind: device::BackendKind = backend.parse().map_err(to_js)?;
         let files = ModelFiles::new(&manifest, weights, tokenizer).map_err(to_js)?;
+        Settings::check_recommendation(files.manifest.recommended.as_ref()).map_err(to_js)?;
         let compute = device::open(kind).await.map_err(to_js)?;
         let model = Model::load(&files, &compute.device).map_err(to_js)?;
         Ok(WebModel { model: Rc::new(model), device: compute.info })

@@ -16,6 +16,7 @@ use super::objective::ObjectiveSettings;
 use super::optimise::UpdateSettings;
 use super::param::CanvasSettings;
 use crate::tokenizer::MAX_PROMPT_CHARS;
+pub use crate::weights::manifest::Patch;
 use crate::{Error, Result};
 
 pub use super::optimise::Optimiser;
@@ -139,22 +140,12 @@ impl Default for Settings {
     }
 }
 
-/// Settings by name over others (the page's names, as in `Settings`' serde): what a page
-/// sends, what a model recommends (its manifest's `recommended`), what a command line gives.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Patch(pub serde_json::Map<String, serde_json::Value>);
-
-impl Patch {
-    /// Refuses a model's recommendation that could not paint, or that names a prompt (checked
-    /// where a folder is written and read, so a bad manifest fails on load, not on Generate).
-    pub fn validate_as_recommendation(&self) -> Result<()> {
-        for key in ["prompt", "negative", "seed"] {
-            if self.0.contains_key(key) {
-                return Err(Error::Invalid(format!("the model's recommended settings name a {key}, which is the person's to choose")));
-            }
-        }
-        let settings = Settings::paper("a recommendation", 64).patched(self)?;
+impl Settings {
+    /// Refuses a model's recommendation that could not paint (the front ends check it as the
+    /// model loads, so a bad manifest fails there, not on Generate).
+    pub fn check_recommendation(recommended: Option<&Patch>) -> Result<()> {
+        let Some(recommended) = recommended else { return Ok(()) };
+        let settings = Settings::paper("a recommendation", 64).patched(recommended)?;
         settings.validate().map_err(|e| Error::Invalid(format!("the model's recommended settings: {e}")))
     }
 }
@@ -369,9 +360,17 @@ mod tests {
     }
 
     #[test]
-    fn a_recommendation_may_not_name_a_prompt() {
-        assert!(patch(serde_json::json!({ "prompt": "a cat" })).validate_as_recommendation().is_err());
-        assert!(patch(serde_json::json!({ "steps": 0 })).validate_as_recommendation().is_err());
-        assert!(patch(serde_json::json!({ "steps": 60, "views": 16 })).validate_as_recommendation().is_ok());
+    fn a_recommendation_may_not_name_a_prompt_nor_fail_to_paint() {
+        let check = |json| Settings::check_recommendation(Some(&patch(json)));
+        assert!(check(serde_json::json!({ "steps": 0 })).is_err());
+        assert!(check(serde_json::json!({ "veiws": 16 })).is_err());
+        assert!(check(serde_json::json!({ "steps": 60, "views": 16 })).is_ok());
+        let manifest = |recommended| {
+            let mut json: serde_json::Value = serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/manifest.json"))).unwrap();
+            json["recommended"] = recommended;
+            crate::weights::Manifest::parse(&json.to_string())
+        };
+        assert!(manifest(serde_json::json!({ "prompt": "a cat" })).is_err());
+        assert!(manifest(serde_json::json!({ "steps": 60 })).is_ok());
     }
 }

@@ -11,7 +11,7 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::resnet::ConvBn;
-use crate::weights::tensors::{HostTensor, TensorMap};
+use super::tensors::{HostTensor, TensorMap};
 use crate::{Error, Result};
 
 /// Where weights come from: a source yields each tensor, by full open_clip name, once.

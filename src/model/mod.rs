@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod loader;
+pub mod tensors;
 mod resnet;
 mod text;
 mod transformer;
@@ -90,10 +91,10 @@ impl Clip {
 
     /// The weights under open_clip's names, in open_clip's layouts (reads every parameter
     /// back synchronously: for native training tools).
-    pub fn export(&self, origins: &Origins) -> Result<crate::weights::tensors::TensorMap> {
+    pub fn export(&self, origins: &Origins) -> Result<tensors::TensorMap> {
         struct Collect<'a> {
             origins: std::collections::HashMap<burn::module::ParamId, &'a ParamOrigin>,
-            out: crate::weights::tensors::TensorMap,
+            out: tensors::TensorMap,
             failed: Option<String>,
         }
         impl burn::module::ModuleVisitor for Collect<'_> {
@@ -103,7 +104,7 @@ impl Clip {
                 let dims = value.dims().to_vec();
                 match value.into_data().try_into_vec_as::<f32>() {
                     Ok(data) => {
-                        let mut tensor = crate::weights::tensors::HostTensor::new(dims, data);
+                        let mut tensor = tensors::HostTensor::new(dims, data);
                         if origin.transposed {
                             tensor = tensor.transposed();
                         }

@@ -31,7 +31,7 @@ impl VisionTransformer {
         // conv1.weight [width, 3, p, p] read row by row is [width, 3*p*p] in (channel, y, x)
         // order, the order `patches` flattens each patch in.
         let conv = w.host("conv1.weight", &[v.width, 3, p, p])?;
-        let flat = crate::weights::tensors::HostTensor::new(vec![v.width, patch_len], conv.data);
+        let flat = super::tensors::HostTensor::new(vec![v.width, patch_len], conv.data);
         let patch_embedding = Linear { weight: w.upload("conv1.weight", flat.transposed(), true, &[v.width, 3, p, p]), bias: None };
         let tokens = v.grid() * v.grid() + 1;
         let mut blocks = Vec::with_capacity(v.layers);

@@ -47,7 +47,9 @@ mod tests {
     use crate::weights::quant::Quantization;
 
     fn model(dir: &std::path::Path, value: f32) -> ModelFiles {
-        let config = crate::shapes::train::config();
+        // The built-in model's architecture: small, and a real one.
+        let manifest = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/manifest.json"));
+        let config = crate::weights::Manifest::parse(manifest).unwrap().config;
         let mut tensors = crate::weights::random::RandomWeights::tensors(&config, 1).unwrap();
         for t in tensors.values_mut() {
             t.data.fill(value);

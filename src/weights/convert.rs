@@ -29,7 +29,7 @@ pub struct Options {
     /// vocabulary of its own (the Shapes twins trained by tools/shapes_torch.py).
     pub tokenizer: Option<PathBuf>,
     /// How to paint with the model, recorded in its manifest (a `Patch` of settings).
-    pub recommended: Option<crate::generate::Patch>,
+    pub recommended: Option<super::manifest::Patch>,
     /// Where the weights came from, in place of the converted file's name.
     pub source: Option<String>,
 }
@@ -43,7 +43,7 @@ struct Checkpoint {
     kind: &'static str,
     /// A model folder's own tokenizer and recommendation.
     tokenizer: Option<Vec<u8>>,
-    recommended: Option<crate::generate::Patch>,
+    recommended: Option<super::manifest::Patch>,
 }
 
 fn invalid(what: impl std::fmt::Display) -> Error {

@@ -31,7 +31,7 @@ pub struct Description {
     pub license: String,
     pub source: String,
     /// How to paint with it, where it has its own way (a `Patch` of settings).
-    pub recommended: Option<crate::generate::Patch>,
+    pub recommended: Option<super::manifest::Patch>,
 }
 
 /// Writes a model folder: the tensors encoded at `quantization`, the tokenizer, and a
@@ -45,7 +45,7 @@ pub fn write(
     description: Description,
 ) -> Result<Manifest> {
     if let Some(recommended) = &description.recommended {
-        recommended.validate_as_recommendation()?;
+        recommended.check_names()?;
     }
     let encoded: Vec<(String, quant::Encoded)> = tensors
         .iter()

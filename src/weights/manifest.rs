@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::quant::Quantization;
-use crate::generate::Patch;
 use crate::model::ClipConfig;
 use crate::{Error, Result};
 
@@ -49,6 +48,25 @@ impl FileEntry {
     }
 }
 
+/// Generation settings by name (their serde names: docs/generation.md), over others: a model's
+/// recommendation (`recommended` here), the page's request, the command line's flags. Plain
+/// data at this level; `generate::Settings::patched` reads it, and checks the values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Patch(pub serde_json::Map<String, serde_json::Value>);
+
+impl Patch {
+    /// A recommendation names how to paint, not what: a prompt or a seed is the person's.
+    pub fn check_names(&self) -> Result<()> {
+        for key in ["prompt", "negative", "seed"] {
+            if self.0.contains_key(key) {
+                return Err(Error::Invalid(format!("the recommended settings name a {key}, which is the person's to choose")));
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -70,7 +88,7 @@ impl Manifest {
         }
         manifest.config.validate().map_err(|e| e.at(MANIFEST))?;
         if let Some(recommended) = &manifest.recommended {
-            recommended.validate_as_recommendation().map_err(|e| Error::file(e.to_string()).at(MANIFEST))?;
+            recommended.check_names().map_err(|e| Error::file(format!("manifest.json: {e}")).at(MANIFEST))?;
         }
         Ok(manifest)
     }

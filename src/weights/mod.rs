@@ -6,7 +6,8 @@ pub mod manifest;
 pub mod pickle;
 pub mod quant;
 pub mod random;
-pub mod tensors;
+/// Host tensors are the model's (`model::tensors`): what every reader here produces.
+pub use crate::model::tensors;
 
 #[cfg(not(target_family = "wasm"))]
 pub mod blend;

@@ -432,6 +432,7 @@ async fn run(command: Command) -> Result<()> {
             let recommended = recommended
                 .map(|json| serde_json::from_str(&json).map_err(|e| Error::Invalid(format!("--recommended: {e}"))))
                 .transpose()?;
+            Settings::check_recommendation(recommended.as_ref())?;
             let options = convert::Options { quantization: quant, quick_gelu, config, name, license, tokenizer, recommended, source: source_note };
             let manifest = convert::convert(&src, &out, &options)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
@@ -692,6 +693,7 @@ async fn load(args: &ModelArgs) -> Result<Model> {
         Some(dir) => folder::read(dir)?,
         None => builtin_model()?,
     };
+    Settings::check_recommendation(files.manifest.recommended.as_ref())?;
     Model::load(&files, &open(args.backend).await?.device)
 }
 
