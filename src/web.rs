@@ -187,7 +187,7 @@ impl WebModel {
         future_to_promise(async move {
             let request: Patch = serde_wasm_bindgen::from_value(request)
                 .map_err(|e| to_js(crate::Error::Invalid(format!("generation settings: {e}"))))?;
-            let mut settings = model_settings(&model.manifest)?.patched(&request).map_err(to_js)?;
+            let mut settings = Settings::for_model(&model.manifest).and_then(|s| s.patched(&request)).map_err(to_js)?;
             if let Some(bytes) = start_image {
                 settings.canvas.start = Some(Pixels::decode(&bytes).map_err(to_js)?);
             }
@@ -198,22 +198,12 @@ impl WebModel {
     }
 }
 
-/// The settings a generation with the model of `manifest` takes where the page sends
-/// nothing: its recommended ones, else the paper's, on a canvas of its resolution.
-fn model_settings(manifest: &crate::weights::Manifest) -> Result<Settings, JsValue> {
-    let settings = Settings { size: Some(manifest.config.vision.image_size()), ..Settings::default() };
-    match &manifest.recommended {
-        Some(recommended) => settings.patched(recommended).map_err(to_js),
-        None => Ok(settings),
-    }
-}
-
 /// The settings, by name, that a generation with the model of `manifest` takes where the
 /// page sends nothing, so that the page can show them before the model is downloaded.
 #[wasm_bindgen(js_name = defaultSettings)]
 pub fn default_settings(manifest: String) -> Result<JsValue, JsValue> {
     let manifest = crate::weights::Manifest::parse(&manifest).map_err(to_js)?;
-    let settings = model_settings(&manifest)?;
+    let settings = Settings::for_model(&manifest).map_err(to_js)?;
     // As JSON numbers and objects (a plain JavaScript object, not a Map).
     let json = serde_json::to_value(&settings).map_err(|e| to_js(crate::Error::Internal(e.to_string())))?;
     Ok(json.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?)

@@ -141,6 +141,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings a generation with the model of `manifest` takes where a person sets
+    /// nothing: its recommended ones over the paper's, on a canvas of its resolution.
+    pub fn for_model(manifest: &crate::weights::Manifest) -> Result<Self> {
+        let paper = Self { size: Some(manifest.config.vision.image_size()), ..Self::default() };
+        match &manifest.recommended {
+            Some(recommended) => paper.patched(recommended),
+            None => Ok(paper),
+        }
+    }
+
     /// Refuses a model's recommendation that could not paint (the front ends check it as the
     /// model loads, so a bad manifest fails there, not on Generate).
     pub fn check_recommendation(recommended: Option<&Patch>) -> Result<()> {

@@ -2,6 +2,8 @@
 //! coloured shapes, each of a size and at a place, on a coloured background, described by a
 //! small grammar ("a small red star at the top left on a blue background", "two green
 //! circles"). Drawn with tiny-skia (anti-aliased), deterministically from a seed.
+//! (Over 400 lines because it is the world's whole specification: its vocabulary, grammar,
+//! held-out combinations and drawing, which must agree with each other.)
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 

@@ -1,4 +1,6 @@
 //! A reader for the pickles inside PyTorch checkpoints that never executes anything.
+//! (Over 400 lines because it is one machine: the opcodes, the few globals it allows and
+//! their tests read best side by side.)
 //!
 //! Python's pickle is a small stack machine whose `GLOBAL` + `REDUCE` opcodes call arbitrary
 //! functions; loading an untrusted checkpoint with `torch.load` can run any code. This reader
