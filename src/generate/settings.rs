@@ -189,9 +189,7 @@ pub fn name_of(field: &str) -> String {
 #[cfg(cli)]
 pub fn markdown_table() -> String {
     use clap::Args as _;
-    let serde_json::Value::Object(paper) = serde_json::to_value(Settings::default()).expect("plain data") else {
-        unreachable!("settings serialise to an object")
-    };
+    let paper = Settings::default().by_name();
     let mut table = String::from("| name | command line | paper's value | what it is |\n| --- | --- | --- | --- |\n");
     for arg in Settings::augment_args(clap::Command::new("settings")).get_arguments() {
         let name = name_of(arg.get_id().as_str());
@@ -221,13 +219,19 @@ impl Settings {
         s
     }
 
+    /// Every setting by its name (the names a `Patch` uses).
+    pub fn by_name(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => unreachable!("settings are plain data and serialise to an object"),
+        }
+    }
+
     /// These settings with `patch`'s over them, by name. An unknown name is refused (a typo
     /// must not pass unnoticed); a null is no value (JavaScript's `undefined` arrives as one),
     /// so the setting beneath stands; values are checked later, by `validate`.
     pub fn patched(&self, patch: &Patch) -> Result<Self> {
-        let serde_json::Value::Object(mut merged) = serde_json::to_value(self).expect("settings are plain data") else {
-            unreachable!("settings serialise to an object")
-        };
+        let mut merged = self.by_name();
         for (name, value) in &patch.0 {
             if !merged.contains_key(name) {
                 return Err(Error::Invalid(format!("there is no setting named '{name}'")));

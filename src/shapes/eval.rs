@@ -190,9 +190,7 @@ pub fn settings(prompt: &str, seed: u64, recipe: &Recipe) -> Settings {
 /// The settings of `a` that differ from `b`'s, by name (`views 8, lr 0.05`), the prompts and
 /// the seed aside (each painting's own).
 pub fn differences(a: &Settings, b: &Settings) -> String {
-    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (serde_json::json!(a), serde_json::json!(b)) else {
-        unreachable!("settings serialise to objects")
-    };
+    let (a, b) = (a.by_name(), b.by_name());
     a.iter()
         .filter(|(name, value)| !["prompt", "negative", "seed"].contains(&name.as_str()) && b.get(*name) != Some(value))
         .map(|(name, value)| format!("{name} {}", crate::generate::settings::shown(value)))

@@ -15,10 +15,7 @@ pub struct Given(pub Patch);
 
 /// The paper's settings by name.
 fn paper() -> serde_json::Map<String, Value> {
-    match serde_json::to_value(Settings::default()) {
-        Ok(Value::Object(map)) => map,
-        _ => unreachable!("settings serialise to an object"),
-    }
+    Settings::default().by_name()
 }
 
 /// The ids of the settings' arguments.
