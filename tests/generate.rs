@@ -125,3 +125,51 @@ fn invalid_settings_are_refused_by_name() {
         assert!(error.contains(word), "{error:?} should mention {word:?}");
     }
 }
+
+/// The one step (`Ascent`) serves a batch as it serves one canvas: canvases never touch,
+/// each gets its own views, gradient, clipping and thresholding, so a batch of two steps as
+/// the two alone would (their views drawn in the same order from the same generator). The
+/// generator runs it on one canvas, the Shapes training on a batch of paintings.
+#[test]
+fn a_batch_of_canvases_steps_as_each_canvas_alone() {
+    use burn::tensor::{Tensor, TensorData};
+    use clipag::generate::ascent::Ascent;
+    use clipag::generate::objective::Objective;
+    use clipag::rng::Rng;
+
+    let model = tiny_model();
+    let device = model.device().clone();
+    let mut settings = quick("unused: each canvas has its own target", 1);
+    settings.objective.smoothness = 0.05;
+    let size = model.image_size();
+    let ids: Vec<Vec<u32>> = ["a red circle", "a blue square"].iter().map(|t| model.tokenize(t).unwrap().ids).collect();
+    let texts = model.clip.encode_text(&ids).unwrap().detach();
+    let texts = texts.clone() / texts.square().sum_dim(1).sqrt();
+    let mut rng = Rng::new(5);
+    let start: Vec<f32> = (0..2).flat_map(|_| clipag::generate::param::low_frequency_noise(size, 0.35, &mut rng).data).collect();
+    let start = Tensor::<4>::from_data(TensorData::new(start, [2, 3, size, size]), &device);
+
+    let read = |t: Tensor<4>| t.into_data().try_to_vec_as::<f32>().unwrap();
+    // One step: (global loss, patch loss, the canvases to go on from).
+    let step = |params: Tensor<4>, targets: Tensor<2>, rng: &mut Rng| {
+        let mut ascent = Ascent::new(&settings, Objective::each_toward(targets), size, size, &device);
+        let stepped = ascent.step(&model.clip, params, settings.update.lr, rng).unwrap();
+        let losses = |t: Tensor<1>| t.into_data().try_to_vec_as::<f32>().unwrap();
+        let (global, patch) = (losses(stepped.global_loss), losses(stepped.patch_loss));
+        let mut host = read(stepped.pixels);
+        (global, patch, read(ascent.project(stepped.updated, &mut host)))
+    };
+    let together = step(start.clone(), texts.clone(), &mut Rng::new(9));
+    let mut rng = Rng::new(9);
+    let first = step(start.clone().narrow(0, 0, 1), texts.clone().narrow(0, 0, 1), &mut rng);
+    let second = step(start.clone().narrow(0, 1, 1), texts.narrow(0, 1, 1), &mut rng);
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let alone = [first.2.as_slice(), &second.2].concat();
+    assert_eq!(together.2.len(), alone.len());
+    assert!(close(&together.2, &alone) < 1e-4, "canvases differ by {}", close(&together.2, &alone));
+    for (both, one, two) in [(&together.0, &first.0, &second.0), (&together.1, &first.1, &second.1)] {
+        assert!(close(both, &[one.as_slice(), two].concat()) < 1e-5, "losses together {both:?}, alone {one:?} {two:?}");
+    }
+    // And the step moved them (a test that a no-op would pass is no test).
+    assert!(close(&together.2, &read(start)) > 0.01);
+}

@@ -1,7 +1,9 @@
 //! Generator-free text-to-image: gradient ascent on a canvas through a robust CLIP, the
 //! CLIPAG recipe. Four seams, as in Lucid: `param` (how variables become pixels), `augment`
-//! (the views), `objective` (what is maximised) and this loop (`optimise` holds the update).
+//! (the views), `objective` (what is maximised) and `optimise` (the update); `ascent` is the
+//! one step that joins them, and this loop adds the start, the best-so-far and the reports.
 
+pub mod ascent;
 pub mod augment;
 pub mod objective;
 pub mod optimise;
@@ -16,10 +18,10 @@ use crate::engine::Model;
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::{Error, Result};
+use ascent::Ascent;
 use augment::Views;
 use objective::Objective;
-use optimise::{Update, clip_grad_norm};
-use param::{Canvas, low_frequency_noise};
+use param::low_frequency_noise;
 pub use augment::ViewSettings;
 pub use objective::ObjectiveSettings;
 pub use optimise::UpdateSettings;
@@ -50,10 +52,7 @@ pub struct StepReport {
 pub struct Generator {
     model: Rc<Model>,
     settings: Settings,
-    canvas: Canvas,
-    views: Views,
-    objective: Objective,
-    optimiser: Update,
+    ascent: Ascent,
     rng: Rng,
     params: Tensor<4>,
     /// The current canvas in host memory (`[3, size, size]`), as last read back.
@@ -75,9 +74,9 @@ impl Generator {
         settings.size = Some(size);
         let device = model.device().clone();
         let mut rng = Rng::new(settings.seed);
-        let views = Views::new(&settings.view, model.image_size(), &device);
         let objective = Objective::new(&model, &settings.objective)?;
-        let canvas = Canvas::new(&settings.canvas, size, &device);
+        let ascent = Ascent::new(&settings, objective, model.image_size(), size, &device);
+        let (views, objective) = (ascent.views(), ascent.objective());
 
         let start = match &settings.canvas.start {
             Some(image) => image.resized(size),
@@ -85,19 +84,16 @@ impl Generator {
                 let amplitude = settings.canvas.init_noise;
                 let candidates: Vec<Pixels> =
                     (0..settings.canvas.candidates).map(|_| low_frequency_noise(size, amplitude, &mut rng)).collect();
-                let scores = score_all(&model, &views, &objective, &candidates).await?;
+                let scores = score_all(&model, views, objective, &candidates).await?;
                 let best = (0..candidates.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
                 candidates.into_iter().nth(best).expect("there is at least one candidate")
             }
         };
-        let start_score = score_all(&model, &views, &objective, std::slice::from_ref(&start)).await?[0];
-        let params = canvas.params_for(&start, &device);
+        let start_score = score_all(&model, views, objective, std::slice::from_ref(&start)).await?[0];
+        let params = ascent.canvas().params_for(&start, &device);
         Ok(Self {
             model,
-            canvas,
-            views,
-            objective,
-            optimiser: Update::new(&settings.update),
+            ascent,
             rng,
             params,
             best: start.clone(),
@@ -144,39 +140,21 @@ impl Generator {
         self.best_score
     }
 
-    /// One optimisation step: views of the canvas, their loss, its gradient, the update.
+    /// One optimisation step (`Ascent::step`), then the canvas read back, kept if it is the
+    /// best so far, and scored.
     pub async fn step(&mut self) -> Result<StepReport> {
         if self.is_done() {
             return Err(Error::Invalid("the generation has already done all its steps".into()));
         }
-        let s = &self.settings;
-        let params = self.params.clone().detach().require_grad();
-        let pixels = self.canvas.pixels(params.clone());
-        let views = self.views.sample(pixels.clone(), &mut self.rng);
-        let losses = self.objective.per_view(self.model.clip.encode_image(views)?);
-        let mean = |from: usize, count: usize| {
-            if count == 0 { Tensor::<1>::zeros([1], &losses.device()) } else { losses.clone().narrow(0, from, count).mean() }
-        };
-        let global_loss = mean(0, s.view.views);
-        let patch_loss = mean(s.view.views, s.view.patch_views);
-        let mut loss = global_loss.clone() + patch_loss.clone() * s.objective.patch_weight;
-        if s.objective.smoothness > 0.0 {
-            loss = loss + objective::total_variation(pixels) * s.objective.smoothness;
-        }
-        let grads = loss.backward();
-        let grad = params
-            .grad(&grads)
-            .ok_or_else(|| Error::Internal("the backward pass produced no canvas gradient".into()))?;
-        self.optimiser.set_learning_rate(s.learning_rate_at(self.step));
-        let updated = self.optimiser.step(params.detach(), clip_grad_norm(grad, s.update.max_grad_norm));
+        let learning_rate = self.settings.learning_rate_at(self.step);
+        let stepped = self.ascent.step(&self.model.clip, self.params.clone(), learning_rate, &mut self.rng)?;
 
         // This step's losses and the updated canvas, in one read back.
-        let new_pixels = self.canvas.pixels(updated.clone());
         let waiting = crate::clock::seconds();
         let read = Transaction::default()
-            .register(global_loss.detach())
-            .register(patch_loss.detach())
-            .register(new_pixels)
+            .register(stepped.global_loss)
+            .register(stepped.patch_loss)
+            .register(stepped.pixels)
             .execute_async()
             .await
             .map_err(Error::from)?;
@@ -199,11 +177,11 @@ impl Generator {
             self.best_score = self.current_score;
         }
 
-        self.params = self.canvas.project(updated, &mut host);
+        self.params = self.ascent.project(stepped.updated, &mut host);
         let size = self.size();
         let current = Pixels::new(size, size, host)?;
         let waiting = crate::clock::seconds();
-        let score = score_all(&self.model, &self.views, &self.objective, std::slice::from_ref(&current)).await?[0];
+        let score = score_all(&self.model, self.ascent.views(), self.ascent.objective(), std::slice::from_ref(&current)).await?[0];
         sync_seconds += crate::clock::seconds() - waiting;
         self.current = current;
         self.current_score = score;

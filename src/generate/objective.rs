@@ -67,10 +67,17 @@ impl ObjectiveSettings {
 }
 
 pub struct Objective {
-    /// Unit text embeddings `[prompts, embed]` and their weights (summing to 1), `[prompts, 1]`.
-    positives: Tensor<2>,
-    positive_weights: Tensor<2>,
+    aim: Aim,
     negatives: Negatives,
+}
+
+/// What the canvases are painted toward.
+enum Aim {
+    /// Every canvas toward the same prompts: unit text embeddings `[prompts, embed]` and their
+    /// weights (summing to 1), `[prompts, 1]`.
+    Prompts(Tensor<2>, Tensor<2>),
+    /// Each canvas toward its own unit embedding, a row of `[canvases, embed]`.
+    EachCanvas(Tensor<2>),
 }
 
 /// What the negative prompts do to the loss (`Settings::contrast` chooses).
@@ -102,33 +109,52 @@ impl Objective {
             }
             (false, Some(scale)) => Negatives::Rivals(embed(negatives, false)?.0, scale),
         };
-        Ok(Self { positives, positive_weights, negatives })
+        Ok(Self { aim: Aim::Prompts(positives, positive_weights), negatives })
     }
 
-    /// The loss of each view, `[views]`, from image embeddings `[views, embed]`.
-    pub fn per_view(&self, image_embeddings: Tensor<2>) -> Tensor<1> {
+    /// Each canvas toward its own embedding (rows of `targets`, `[canvases, embed]`, unit
+    /// length), with no negatives: how the Shapes training paints a caption per picture.
+    pub fn each_toward(targets: Tensor<2>) -> Self {
+        Self { aim: Aim::EachCanvas(targets), negatives: Negatives::None }
+    }
+
+    /// The loss of each view, `[canvases, views]`, from image embeddings `[canvases * views,
+    /// embed]` (each canvas's views together, in order).
+    pub fn per_view(&self, image_embeddings: Tensor<2>, canvases: usize) -> Tensor<2> {
         let images = unit(image_embeddings);
-        let cosines = images.clone().matmul(self.positives.clone().transpose()); // [views, prompts]
-        let distance = |cosines: Tensor<2>| (cosines.neg() + 1.0).matmul(self.positive_weights.clone());
-        let loss = match &self.negatives {
-            Negatives::None => distance(cosines),
-            Negatives::Pushed(negatives, weights) => {
-                distance(cosines) + images.matmul(negatives.clone().transpose()).matmul(weights.clone())
+        let views = images.dims()[0] / canvases;
+        let loss = match &self.aim {
+            Aim::EachCanvas(targets) => {
+                let [_, width] = targets.dims();
+                let targets = targets.clone().unsqueeze_dim::<3>(1).expand([canvases, views, width]).reshape([canvases * views, width]);
+                (images * targets).sum_dim(1).neg() + 1.0
             }
-            Negatives::Rivals(negatives, scale) => {
-                let rivals = images.matmul(negatives.clone().transpose()) * *scale; // [views, negatives]
-                rival_cross_entropy(cosines * *scale, rivals).matmul(self.positive_weights.clone())
+            Aim::Prompts(positives, positive_weights) => {
+                let cosines = images.clone().matmul(positives.clone().transpose()); // [views, prompts]
+                let distance = |cosines: Tensor<2>| (cosines.neg() + 1.0).matmul(positive_weights.clone());
+                match &self.negatives {
+                    Negatives::None => distance(cosines),
+                    Negatives::Pushed(negatives, weights) => {
+                        distance(cosines) + images.matmul(negatives.clone().transpose()).matmul(weights.clone())
+                    }
+                    Negatives::Rivals(negatives, scale) => {
+                        let rivals = images.matmul(negatives.clone().transpose()) * *scale; // [views, negatives]
+                        rival_cross_entropy(cosines * *scale, rivals).matmul(positive_weights.clone())
+                    }
+                }
             }
         };
-        loss.squeeze_dim(1)
+        loss.reshape([canvases, views])
     }
 
-    /// The weighted cosine of each image to the prompts, `[images]`.
+    /// The weighted cosine of each image to the prompts (or of each canvas to its own
+    /// target), `[images]`.
     pub fn score(&self, image_embeddings: Tensor<2>) -> Tensor<1> {
-        unit(image_embeddings)
-            .matmul(self.positives.clone().transpose())
-            .matmul(self.positive_weights.clone())
-            .squeeze_dim(1)
+        let images = unit(image_embeddings);
+        match &self.aim {
+            Aim::Prompts(positives, weights) => images.matmul(positives.clone().transpose()).matmul(weights.clone()).squeeze_dim(1),
+            Aim::EachCanvas(targets) => (images * targets.clone()).sum_dim(1).squeeze_dim(1),
+        }
     }
 }
 

@@ -105,7 +105,7 @@ impl AdamW {
 }
 
 /// Steepest ascent in L2 (the step robust-classifier synthesis takes, Santurkar et al. 2019):
-/// the gradient scaled so its root mean square is the learning rate. Unlike Adam, which moves
+/// each canvas's gradient scaled so its root mean square is the learning rate. Unlike Adam, which moves
 /// every pixel about equally, a pixel moves in proportion to its own gradient.
 pub struct NormalisedGradient {
     learning_rate: f32,
@@ -117,8 +117,9 @@ impl NormalisedGradient {
     }
 
     pub fn step(&mut self, param: Tensor<4>, grad: Tensor<4>) -> Tensor<4> {
-        let rms = grad.clone().square().mean().sqrt().clamp_min(1e-20);
-        param - grad / rms.unsqueeze() * self.learning_rate
+        // Each canvas (a row of the batch) by its own.
+        let rms = grad.clone().square().mean_dim(1).mean_dim(2).mean_dim(3).sqrt().clamp_min(1e-20);
+        param - grad / rms * self.learning_rate
     }
 }
 

@@ -105,17 +105,21 @@ impl Canvas {
         Self { kind, threshold: settings.threshold, size, basis }
     }
 
-    /// After an update: `pixels` (the updated parameters' pixels, read back to the host) are
-    /// made a picture again, and the parameters to go on from are returned. Pixels are
+    /// After an update: `pixels` (the updated parameters' pixels, read back to the host, one
+    /// canvas after another) are made pictures again, and the parameters to go on from are returned. Pixels are
     /// thresholded on the host, which holds them already (the percentile needs a sort, which
     /// WebGPU backends do not offer), and become the parameters; a Fourier spectrum's sigmoid
     /// keeps its pixels in range, and its parameters stay as updated.
     pub fn project(&self, updated: Tensor<4>, pixels: &mut [f32]) -> Tensor<4> {
         match self.kind {
             Parameterisation::Pixels => {
-                threshold(pixels, (self.threshold > 0.0).then_some(self.threshold));
                 let s = self.size;
-                Tensor::from_data(TensorData::new(pixels.to_vec(), [1, 3, s, s]), &updated.device())
+                // Each canvas by its own percentile.
+                for canvas in pixels.chunks_mut(3 * s * s) {
+                    threshold(canvas, (self.threshold > 0.0).then_some(self.threshold));
+                }
+                let canvases = pixels.len() / (3 * s * s);
+                Tensor::from_data(TensorData::new(pixels.to_vec(), [canvases, 3, s, s]), &updated.device())
             }
             Parameterisation::Fourier => updated,
         }
@@ -132,10 +136,16 @@ impl Canvas {
         Tensor::from_data(TensorData::new(data, [1, planes, s, s]), device)
     }
 
-    /// Pixels `[1, 3, size, size]` from parameters (differentiable).
+    /// Pixels `[canvases, 3, size, size]` from parameters (differentiable).
     pub fn pixels(&self, params: Tensor<4>) -> Tensor<4> {
         match (&self.kind, &self.basis) {
-            (Parameterisation::Fourier, Some(basis)) => basis.pixels(params),
+            (Parameterisation::Fourier, Some(basis)) => {
+                let canvases = params.dims()[0];
+                if canvases == 1 {
+                    return basis.pixels(params);
+                }
+                Tensor::cat((0..canvases).map(|i| basis.pixels(params.clone().narrow(0, i, 1))).collect(), 0)
+            }
             _ => params,
         }
     }

@@ -11,9 +11,8 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::world::{Scene, vocabulary};
-use crate::generate::augment::Views;
-use crate::generate::objective;
-use crate::generate::optimise::{AdamW, clip_grad_norm, threshold};
+use crate::generate::ascent::Ascent;
+use crate::generate::objective::Objective as PaintingObjective;
 use crate::generate::param::low_frequency_noise;
 use crate::model::{Clip, ClipConfig, Origins, ResNetConfig, TextConfig, VisionConfig, VisionTransformerConfig, WeightSource};
 use crate::rng::Rng;
@@ -622,41 +621,21 @@ impl Trainer {
         Ok(pictures)
     }
 
-    /// `painting_steps` of the generation's loop on every picture at once, with the
-    /// evaluation's settings: each picture's own views, the loss of each view (1 - cosine
-    /// with the picture's caption, patch views weighted), the smoothness, each picture's
-    /// gradient clipped alone, AdamW, then dynamic thresholding. Unlike the evaluation it
-    /// starts from one draw of noise rather than the best of several, and keeps the last
-    /// canvas rather than the one of lowest loss.
-    fn paint_through_views(&self, mut pictures: Tensor<4>, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
+    /// `painting_steps` of the generation's step (`Ascent`) on every picture at once, with
+    /// the evaluation's settings, each picture toward its own caption. Unlike the evaluation
+    /// it starts from one draw of noise rather than the best of several, keeps the last canvas
+    /// rather than the one of lowest loss, and holds the learning rate.
+    fn paint_through_views(&self, pictures: Tensor<4>, texts: Tensor<2>, rng: &mut Rng) -> Result<Tensor<4>> {
         let settings = super::eval::evaluation_settings();
-        let views = Views::new(&settings.view, self.config.vision.image_size(), &self.device);
-        let [count, channels, size, _] = pictures.dims();
-        let [_, width] = texts.dims();
-        let (global, n) = (settings.view.views, views.count());
-        // Each caption once per view of its picture, in the views' order.
-        let texts = texts.unsqueeze_dim::<3>(1).expand([count, n, width]).reshape([count * n, width]);
-        let mut adamw = AdamW::new(settings.update.lr, settings.update.weight_decay);
+        let size = self.config.vision.image_size();
+        let mut ascent = Ascent::new(&settings, PaintingObjective::each_toward(texts), size, size, &self.device);
+        let mut params = pictures;
         for _ in 0..self.plan.painting_steps {
-            let canvas = pictures.clone().detach().require_grad();
-            let seen = Tensor::cat((0..count).map(|i| views.sample(canvas.clone().narrow(0, i, 1), rng)).collect(), 0);
-            let cosines = (unit(self.model.encode_image(seen)?) * texts.clone()).sum_dim(1).reshape([count, n]);
-            let losses = cosines.neg() + 1.0;
-            let mut loss = losses.clone().narrow(1, 0, global).mean_dim(1).sum();
-            if n > global {
-                loss = loss + losses.narrow(1, global, n - global).mean_dim(1).sum() * settings.objective.patch_weight;
-            }
-            // The mean over all pictures is the mean of each picture's own, all being one size.
-            loss = loss + objective::total_variation(canvas.clone()) * (settings.objective.smoothness * count as f32);
-            let grad = canvas.grad(&loss.backward()).ok_or_else(|| Error::Internal("the painting produced no gradient".into()))?;
-            let updated = adamw.step(pictures.detach(), clip_grad_norm(grad, settings.update.max_grad_norm));
-            let mut host = updated.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))?;
-            for picture in host.chunks_mut(channels * size * size) {
-                threshold(picture, Some(settings.canvas.threshold));
-            }
-            pictures = Tensor::from_data(TensorData::new(host, [count, channels, size, size]), &self.device);
+            let stepped = ascent.step(&self.model, params, settings.update.lr, rng)?;
+            let mut host = stepped.pixels.into_data().try_to_vec_as::<f32>().map_err(|e| Error::Internal(format!("reading a result back from the device failed: {e:?}")))?;
+            params = ascent.project(stepped.updated, &mut host);
         }
-        Ok(pictures)
+        Ok(params)
     }
 
     /// The batch's first images made adversarial, its last `clean_share` left clean (the
