@@ -132,7 +132,7 @@ build_site() {
 
 build_native() {
   log "building the native command line"
-  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" cargo build --release --bins
+  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" cargo build --release --workspace --bins
 }
 
 run_tests() {
@@ -143,7 +143,7 @@ run_tests() {
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
   build_native
   log "native tests"
-  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" cargo test --release
+  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" cargo test --release --workspace
   log "browser tests (headless Chromium, WebGPU on SwiftShader)"
   CLIPAG_BIN="$NATIVE_TARGET_DIR/release/clipag" CLIPAG_DIST="$DIST" \
     node --test --test-concurrency=1 tests/browser/

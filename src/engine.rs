@@ -31,6 +31,19 @@ pub struct PixelGradient {
     pub grad: Vec<f32>,
 }
 
+impl PixelGradient {
+    /// The gradient as a safetensors file (tensor `grad`, `[3, size, size]` f32, the cosine in
+    /// its metadata), the form `clipag grad` writes and the parity tests read.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let size = ((self.grad.len() / 3) as f64).sqrt() as usize;
+        let bytes: Vec<u8> = self.grad.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, size, size], &bytes)
+            .map_err(|e| Error::Internal(format!("the gradient as safetensors: {e}")))?;
+        let metadata = [("cosine".to_string(), self.cosine.to_string())].into_iter().collect();
+        safetensors::serialize([("grad", view)], Some(metadata)).map_err(|e| Error::Internal(format!("the gradient as safetensors: {e}")))
+    }
+}
+
 impl Model {
     /// Builds the model from verified model-folder bytes on `device` (autodiff enabled).
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {

@@ -13,8 +13,6 @@ pub mod generate;
 pub mod model;
 pub mod pixels;
 pub mod rng;
-#[cfg(not(target_family = "wasm"))]
-pub mod shapes;
 pub mod tokenizer;
 pub mod weights;
 

@@ -55,7 +55,7 @@ fn same_seed_same_picture() {
 
 /// How far Fourier climbs on a random-weight CLIP is the draw's property, not the loop's: the
 /// shared fixture rose 0.038 in these 60 steps, the repository's own 0.011 while its pixel
-/// canvas rose 0.10. Here it must climb, finite and in range; tests/shapes_models.rs asks
+/// canvas rose 0.10. Here it must climb, finite and in range; crates/shapes/tests/shapes_models.rs asks
 /// the robust twin for the rise (a painting, not a draw's luck).
 #[test]
 fn fourier_parameterisation_paints_too() {

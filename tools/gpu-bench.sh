@@ -20,7 +20,7 @@ ARCH=${ARCH:-vit-b-32}
 case "${1:-}" in
   pack)
     bin=${CLIPAG_BIN:-${CLIPAG_CACHE:-$HOME/.cache/clipag-web}/target-native/release/clipag}
-    [ -x "$bin" ] || { echo "build the native binary first (./build.sh test or cargo build --release)" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "build the native binary first (./build.sh test or cargo build --release -p clipag-cli)" >&2; exit 1; }
     rm -rf "$OUT" && mkdir -p "$OUT/debs"
     strip -o "$OUT/clipag" "$bin"
     gzip -9 "$OUT/clipag"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains Shapes twins with open_clip's own towers in PyTorch, on the project's world.
 
-The recipe is `clipag shapes train`'s (src/shapes/train.rs), step for step: the same batches
+The recipe is `clipag shapes train`'s (crates/shapes/src/train/), step for step: the same batches
 (read from `clipag shapes batches`, which draws them as the trainer does, with the project's
 renderer), CLIP's symmetric contrastive loss at temperature 0.07 with every fitting caption
 a positive, AdamW (weight decay 0.05, eps 1e-5 as burn's), 200 warm-up steps and cosine decay
@@ -45,7 +45,7 @@ MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 TEMPERATURE = 0.07
 WARMUP = 200
-# The Shapes text tower (src/shapes/train.rs `config`): 33 words + start, end, unknown.
+# The Shapes text tower (crates/shapes/src/train/plan.rs `config`): 33 words + start, end, unknown.
 TEXT_CFG = dict(context_length=16, vocab_size=36, width=128, heads=4, layers=3)
 EMBED_DIM = 64
 

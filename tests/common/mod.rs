@@ -13,15 +13,27 @@ use clipag::pixels::Pixels;
 use clipag::weights::convert;
 use clipag::weights::quant::Quantization;
 
+/// The repository's root: this package's folder, or two above it for the workspace's
+/// crates (crates/shapes, crates/cli), whose tests include this module too.
+pub fn root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().find(|dir| dir.join("crates").is_dir() && dir.join("tests/fixtures").is_dir()).unwrap_or(here).to_path_buf()
+}
+
+/// The folder of a model the repository ships (under models/).
+pub fn shipped(name: &str) -> PathBuf {
+    root().join("models").join(name)
+}
+
 /// The open_clip reference data the repository owns (made by tools/make_fixtures.py).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    root().join("tests/fixtures")
 }
 
 /// The larger shared copies made the same way (../shared/fixtures, beside the checkout where
 /// CI runs), a cross-check of the repository's own: `None` in a bare clone.
 pub fn shared_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let dir = root().join("../shared/fixtures");
     if dir.is_dir() {
         Some(dir)
     } else {

@@ -7,8 +7,8 @@
 
 use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
 
-use crate::pixels::Pixels;
-use crate::rng::Rng;
+use clipag::pixels::Pixels;
+use clipag::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {

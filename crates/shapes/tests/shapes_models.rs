@@ -3,20 +3,20 @@
 //! model saw), the judge reads more of the prompt in the robust twin's pictures than in the
 //! plain twin's, on the same seeds.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::rc::Rc;
 
 use clipag::engine::Model;
 use clipag::generate::DEFAULT_INIT_NOISE;
-use clipag::shapes::eval::{Recipe, held_out_scenes, paint, score, settings};
-use clipag::shapes::world::Scene;
-use clipag::shapes::judge::Judge;
+use clipag_shapes::eval::{Recipe, held_out_scenes, paint, score, settings};
+use clipag_shapes::world::Scene;
+use clipag_shapes::judge::Judge;
 use clipag::weights::folder;
 
 fn model(name: &str) -> Rc<Model> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
+    let dir = common::shipped(name);
     let files = folder::read(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let total: u64 = files.manifest.files.values().map(|f| f.bytes).sum();
     assert!(total <= 8_000_000, "{name} is {total} bytes");
@@ -108,8 +108,8 @@ fn the_judge_accepts_held_out_prompts_painted_by_the_robust_twin() {
 /// uniform guess's (ln 32) and leaves the robust twin's far below it (docs/shapes.md has
 /// both over 256 scenes for the ViT twins, over 64 for the convolutional ones).
 fn pgd_breaks_the_plain_twin_and_not_the_robust_one(plain_name: &str, robust_name: &str) {
-    use clipag::shapes::train::{Attack, Plan, Trainer};
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    use clipag_shapes::train::{Attack, Plan, Trainer};
+    let dir = common::root().join("models");
     let plan = Plan { attack: Attack::Pgd, attack_steps: 10, ..Plan::default() };
     let attacked = |name: &str| Trainer::probe(plan.clone(), &dir.join(name)).unwrap().attacked_loss(32, 11).unwrap();
     let ((plain_clean, plain), (robust_clean, robust)) = (attacked(plain_name), attacked(robust_name));

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use clipag::shapes::{eval, train};
+use clipag_shapes::{eval, train};
 use clipag::{Error, Result};
 
 use crate::common::{Backend, ModelArgs, create_dir, load, open, read_pixels, write_file};
@@ -237,7 +237,7 @@ pub enum Command {
 }
 
 pub async fn run(command: Command) -> Result<()> {
-    use clipag::shapes::world::Scene;
+    use clipag_shapes::world::Scene;
     match command {
         Command::Render { count, seed, held_out, out } => {
             create_dir(&out)?;
@@ -282,7 +282,7 @@ pub async fn run(command: Command) -> Result<()> {
             train::twins(&plan, twins, &out, &checkpoints, checkpoint_every)?;
         }
         Command::Batches { seed, batch, size, from, to, shades, minimal_pairs, threads } => {
-            let stream = clipag::shapes::batches::Stream {
+            let stream = clipag_shapes::batches::Stream {
                 plan: train::Plan { seed, batch, shades, minimal_pairs, ..train::Plan::default() },
                 size,
                 from,

@@ -182,13 +182,7 @@ pub async fn run(command: Command) -> Result<()> {
             note_reading(&model, &text)?;
             let pixels = read_image(&image, model.image_size())?;
             let result = model.pixel_gradient(&pixels, &text).await?;
-            let size = model.image_size();
-            let bytes: Vec<u8> = result.grad.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, size, size], &bytes)
-                .map_err(|e| Error::Invalid(format!("{e}")))?;
-            let metadata = [("cosine".to_string(), result.cosine.to_string())].into_iter().collect();
-            let file = safetensors::serialize([("grad", view)], Some(metadata))
-                .map_err(|e| Error::Invalid(format!("{e}")))?;
+            let file = result.to_safetensors()?;
             write_file(&out, &file)?;
             println!("{}", json(&serde_json::json!({ "cosine": result.cosine })));
         }

@@ -6,7 +6,7 @@
 //! most.
 
 use super::world::{COLORS, PLACES, Place, SHAPES, Scene, Shape, Size, Object, color_distance as distance, nearest_color as nearest};
-use crate::pixels::Pixels;
+use clipag::pixels::Pixels;
 
 /// What the judge sees in a picture.
 #[derive(Debug, Clone, PartialEq)]

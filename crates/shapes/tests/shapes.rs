@@ -4,13 +4,14 @@
 
 use clipag::rng::Rng;
 use clipag::generate::{Optimiser, Parameterisation};
-use clipag::shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, scene_settings, settings};
-use clipag::shapes::judge::Judge;
-use clipag::shapes::train::{self, Attack, Objective, Plan, Trainer};
-use clipag::shapes::eval::score;
-use clipag::shapes::world::{COLORS, Object, PLACES, Place, SHAPES, Scene, Shape, Size};
+use clipag_shapes::eval::{ATTRIBUTES, Recipe, held_out_scenes, judge_accuracy, scene_settings, settings};
+use clipag_shapes::judge::Judge;
+use clipag_shapes::train::{self, Attack, Objective, Plan, Trainer};
+use clipag_shapes::eval::score;
+use clipag_shapes::world::{COLORS, Object, PLACES, Place, SHAPES, Scene, Shape, Size};
 use clipag::tokenizer::Tokenizer;
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 use common::temp_dir;
 

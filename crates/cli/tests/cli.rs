@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 use common::temp_dir;
 
@@ -77,7 +78,7 @@ fn generate_names_the_words_the_model_does_not_know() {
     for expected in ["does not know the word 'cat'", "does not know the word 'moon'", "the words it knows are: a, "] {
         assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
     }
-    let out = clipag(&["tokenize", "--model", concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust"), "a red star", "a cat"]);
+    let out = clipag(&["tokenize", "--model", concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes-robust"), "a red star", "a cat"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr.matches("does not know").count(), 1, "{stderr}");
@@ -89,7 +90,7 @@ fn generate_names_the_words_the_model_does_not_know() {
 #[test]
 fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
     let out_dir = temp_dir("eval");
-    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
     let out = clipag(&[
         "shapes", "eval", "--plain", &format!("{models}/shapes-plain"), "--robust", &format!("{models}/shapes-robust"),
         "--prompts", "2", "--seeds", "1", "--steps", "2", "--views", "1", "--patch-views", "1",

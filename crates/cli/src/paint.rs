@@ -7,7 +7,7 @@ use clap::Subcommand;
 use clipag::engine::Model;
 use clipag::generate::{Generator, Settings};
 use clipag::pixels::Pixels;
-use clipag::shapes::train;
+use clipag_shapes::train;
 use clipag::{Error, Result, device};
 
 use crate::common::{ModelArgs, create_dir, json, load, note_reading, read_pixels, write_file};
@@ -134,7 +134,7 @@ async fn bench(arch: &str, views: &[usize], backend: &str, warmup: usize, steps:
             // The convolutional twins' architecture, read off their shipped manifest.
             macro_rules! file {
                 ($name:literal) => {
-                    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-rn-robust/", $name))
+                    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes-rn-robust/", $name))
                 };
             }
             let manifest = std::str::from_utf8(file!("manifest.json")).expect("the shipped manifest is UTF-8");

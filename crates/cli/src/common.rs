@@ -38,7 +38,7 @@ pub fn json<T: serde::Serialize>(value: &T) -> String {
 pub fn builtin_model() -> Result<ModelFiles> {
     macro_rules! file {
         ($name:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-robust/", $name))
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes-robust/", $name))
         };
     }
     let manifest = std::str::from_utf8(file!("manifest.json")).expect("the built-in manifest is UTF-8");

@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use super::train::{Drawn, Plan, step_rng};
-use crate::tokenizer::Tokenizer;
-use crate::{Error, Result};
+use clipag::tokenizer::Tokenizer;
+use clipag::{Error, Result};
 
 pub const FORMAT: &str = "clipag-shapes-batches";
 pub const VERSION: u32 = 1;
@@ -89,7 +89,7 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shapes::train;
+    use crate::train;
 
     fn stream(from: usize, to: usize) -> Stream {
         Stream { plan: Plan { batch: 4, ..Plan::default() }, size: 32, from, to }
