@@ -38,12 +38,12 @@ pub struct ViewSettings {
     pub colour_jitter: bool,
     /// DiffAugment's cutout on every view: a square of half the view's side set to black.
     /// Off, no view hides part of the canvas (on the Shapes world, ascent from the prompt's
-    /// own picture then kept its one object far more often: docs/shapes.md).
+    /// own picture then kept its one object far more often: docs/shapes-log.md).
     #[cfg_attr(cli, arg(long))]
     pub cutout: bool,
     /// Where the views' translation and zoom look past the canvas, repeat its edge pixels
     /// (off, as DiffAugment: black, which ascent on the Shapes world answered with bright
-    /// frames round the canvas: docs/shapes.md).
+    /// frames round the canvas: docs/shapes-log.md).
     #[cfg_attr(cli, arg(long))]
     pub edge_padding: bool,
 }

@@ -37,7 +37,7 @@ pub struct UpdateSettings {
     pub lr: f32,
     /// Cosine decay of the learning rate to zero over the steps (off: constant, as the
     /// paper): a picture found early at the full rate is then refined in ever smaller steps,
-    /// as ascent from the prompt's own render at a fifth of the rate kept it (docs/shapes.md).
+    /// as ascent from the prompt's own render at a fifth of the rate kept it (docs/shapes-log.md).
     #[cfg_attr(cli, arg(long))]
     pub decay: bool,
     /// AdamW's decoupled weight decay.
