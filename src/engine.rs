@@ -51,13 +51,12 @@ impl Model {
         let mut weights = StoredWeights::parse(&files.weights).map_err(|e| e.at(WEIGHTS))?;
         let clip = Clip::load(config, &mut weights, device).map_err(|e| e.at(WEIGHTS))?;
         let tokenizer = Tokenizer::from_json(&files.tokenizer, config.text.context_length).map_err(|e| e.at(TOKENIZER))?;
-        if tokenizer.vocab_size() > config.text.vocab_size {
+        // Every id the tokenizer can give must have an embedding: the count of its tokens
+        // says nothing of how large their ids are.
+        if let Some(largest) = tokenizer.largest_id().filter(|&id| id as usize >= config.text.vocab_size) {
             return Err(Error::File {
                 path: TOKENIZER.into(),
-                why: format!("{} tokens, but the model embeds only {}",
-                tokenizer.vocab_size(),
-                config.text.vocab_size
-            ),
+                why: format!("a token with id {largest}, but the model embeds only ids 0 to {}", config.text.vocab_size - 1),
             });
         }
         Ok(Self::assemble(files.manifest.clone(), clip, tokenizer, device))
@@ -103,12 +102,12 @@ impl Model {
     /// The text embedding, before normalisation.
     pub async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
         let tokens = self.tokenize(text)?;
-        read(self.inference.encode_text(&[tokens.ids])?).await
+        finite("text embedding", read(self.inference.encode_text(&[tokens.ids])?).await?)
     }
 
     /// The image embedding, before normalisation, of an image at the model's resolution.
     pub async fn embed_image(&self, image: &Pixels) -> Result<Vec<f32>> {
-        read(self.inference.encode_image(self.upload(image)?.inner())?).await
+        finite("image embedding", read(self.inference.encode_image(self.upload(image)?.inner())?).await?)
     }
 
     /// cos(image embedding, text embedding) and its gradient with respect to the pixels.
@@ -121,7 +120,8 @@ impl Model {
         let grad = pixels
             .grad(&grads)
             .ok_or_else(|| Error::Internal("the backward pass produced no pixel gradient".into()))?;
-        Ok(PixelGradient { cosine: read(score).await?[0], grad: read(grad).await? })
+        let cosine = finite("cosine", read(score).await?)?[0];
+        Ok(PixelGradient { cosine, grad: finite("pixel gradient", read(grad).await?)? })
     }
 
     fn upload(&self, image: &Pixels) -> Result<Tensor<4>> {
@@ -137,6 +137,15 @@ impl Model {
 }
 
 /// Reads a tensor back to the host (asynchronously: browsers cannot block on the GPU).
+/// `values`, if every one is finite. Finite weights can still overflow (a weight of 3e38
+/// does): such a model's results are an error, never a NaN passed on as a number.
+fn finite(what: &str, values: Vec<f32>) -> Result<Vec<f32>> {
+    match values.iter().all(|v| v.is_finite()) {
+        true => Ok(values),
+        false => Err(Error::file(format!("the model gives a non-finite {what}: its weights overflow (is the file sound?)"))),
+    }
+}
+
 pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     let data = tensor
         .into_data_async()

@@ -2,6 +2,11 @@
 
 use crate::{Error, Result};
 
+/// The largest picture read, on a side and in all: a start image or an image prompt is
+/// resized to the canvas anyway, and 16 megapixels are 192 MB as f32 planes.
+pub const MAX_SIDE: usize = 8192;
+pub const MAX_PIXELS: usize = 16 << 20;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pixels {
     pub height: usize,
@@ -22,11 +27,25 @@ impl Pixels {
         Ok(Self { height, width, data })
     }
 
-    /// Decodes a PNG, JPEG or other format the `image` crate reads; alpha is dropped.
+    /// Decodes a PNG, JPEG or other format the `image` crate reads; alpha is dropped. Its
+    /// size is checked from its header before anything is decoded: a small file may declare
+    /// a huge picture (a 514 KB PNG of 23000 x 23000 grey pixels would need 8.3 GB here).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let image = image::load_from_memory(bytes)
-            .map_err(|e| Error::Invalid(format!("the image could not be read: {e}")))?
-            .to_rgb8();
+        let unreadable = |e: image::ImageError| Error::Invalid(format!("the image could not be read: {e}"));
+        let reader = || image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Invalid(format!("the image could not be read: {e}")));
+        let (width, height) = reader()?.into_dimensions().map_err(unreadable)?;
+        if width as usize > MAX_SIDE || height as usize > MAX_SIDE || width as usize * height as usize > MAX_PIXELS {
+            return Err(Error::Invalid(format!(
+                "an image of {width} x {height} pixels: at most {MAX_SIDE} on a side and {} megapixels are read",
+                MAX_PIXELS >> 20
+            )));
+        }
+        let mut reader = reader()?;
+        let mut limits = image::Limits::default();
+        // The decoder's own buffers: 16-bit RGBA at the largest size accepted.
+        limits.max_alloc = Some(8 * MAX_PIXELS as u64);
+        reader.limits(limits);
+        let image = reader.decode().map_err(unreadable)?.to_rgb8();
         let (width, height) = (image.width() as usize, image.height() as usize);
         let mut data = vec![0.0; 3 * height * width];
         for (i, pixel) in image.pixels().enumerate() {
@@ -115,3 +134,43 @@ impl Pixels {
 }
 
 use image::ImageEncoder;
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_SIDE, Pixels};
+
+    /// A PNG chunk: length, type, data, and the CRC-32 of type and data.
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let crc = kind.iter().chain(data).fold(!0u32, |mut crc, &byte| {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+            crc
+        });
+        [&(data.len() as u32).to_be_bytes()[..], kind, data, &(!crc).to_be_bytes()].concat()
+    }
+
+    /// A grey 8-bit PNG that declares `side` x `side` pixels and holds one empty row.
+    fn declared_png(side: u32) -> Vec<u8> {
+        let header = [&side.to_be_bytes()[..], &side.to_be_bytes(), &[8, 0, 0, 0, 0]].concat();
+        let idat = [0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01];
+        [&b"\x89PNG\r\n\x1a\n"[..], &chunk(b"IHDR", &header), &chunk(b"IDAT", &idat), &chunk(b"IEND", &[])].concat()
+    }
+
+    #[test]
+    fn a_picture_larger_than_the_caps_is_refused_from_its_header() {
+        // 23000 x 23000 grey (issue 35: its conversion needed 8.3 GB), refused at once.
+        let started = std::time::Instant::now();
+        let error = Pixels::decode(&declared_png(23_000)).unwrap_err().to_string();
+        assert!(error.contains("23000 x 23000 pixels") && error.contains(&format!("at most {MAX_SIDE}")), "{error}");
+        assert!(started.elapsed().as_secs() < 2);
+        // Within the side's cap but past the pixels' (8000^2 = 64 megapixels).
+        let error = Pixels::decode(&declared_png(8000)).unwrap_err().to_string();
+        assert!(error.contains("8000 x 8000 pixels"), "{error}");
+        // The header is read as the decoder reads it: a small declared picture gets as far as
+        // its (here truncated) data.
+        let error = Pixels::decode(&declared_png(4)).unwrap_err().to_string();
+        assert!(error.contains("could not be read"), "{error}");
+    }
+}

@@ -120,3 +120,117 @@ fn wrong_format_is_named() {
     let error = error_of(convert::convert(&path, &dir.join("out"), &options));
     assert!(error.contains("neither a PyTorch checkpoint nor a safetensors file"), "{error}");
 }
+
+/// A memo read copies what it names: reading a value twice, memoising the pair and repeating
+/// doubles it each time, so these 606 bytes would build 2^100 values. Refused after the work
+/// a pickle of its size may do, in a moment (issue 35).
+#[test]
+fn a_pickle_memo_bomb_is_refused() {
+    let mut bomb = b"\x80\x02]q\x00".to_vec();
+    for _ in 0..100 {
+        bomb.extend_from_slice(b"h\x00h\x00\x86q\x00");
+    }
+    bomb.push(b'.');
+    let started = std::time::Instant::now();
+    let error = error_of(pickle::read(&bomb));
+    assert!(error.contains("memo bomb"), "{error}");
+    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
+
+/// A million lists each appended into the one below: dropping (or cloning, or reading) it
+/// recursively would overflow the stack. Refused at `MAX_DEPTH` (issue 35).
+#[test]
+fn a_pickle_nested_past_the_depth_cap_is_refused() {
+    let n = 1_000_000;
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', n));
+    deep.extend(std::iter::repeat_n(b'a', n - 1));
+    deep.push(b'.');
+    let error = error_of(pickle::read(&deep));
+    assert!(error.contains(&format!("nested more than {}", pickle::MAX_DEPTH)), "{error}");
+    // As deep as a checkpoint might be, it reads.
+    let mut fine = b"\x80\x02".to_vec();
+    fine.extend(std::iter::repeat_n(b']', 20));
+    fine.extend(std::iter::repeat_n(b'a', 19));
+    fine.push(b'.');
+    assert!(pickle::read(&fine).is_ok());
+}
+
+/// A model folder's files are measured before they are read: one larger than its manifest
+/// says, or not a file at all (a link to /dev/zero would be read for ever), is refused by
+/// path at once (issue 35).
+#[test]
+fn a_folder_file_larger_than_declared_or_not_a_file_is_refused_before_reading() {
+    let dir = copy_folder(&converted("checkpoint.pt", Quantization::Q8), "oversized");
+    let path = dir.join(manifest::WEIGHTS);
+    let file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.set_len(8 << 30).unwrap(); // 8 GiB, sparse: nothing is written, and nothing must be read
+    let started = std::time::Instant::now();
+    let error = folder::read(&dir).err().expect("an error");
+    assert!(error.to_string().contains("8589934592 bytes, more than the"), "{error}");
+    assert_eq!(error.path(), Some(path.display().to_string().as_str()));
+    assert!(started.elapsed().as_secs() < 5, "took {:?}", started.elapsed());
+
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let error = error_of(folder::read(&dir));
+    assert!(error.contains("not a regular file"), "{error}");
+}
+
+/// A safetensors header may be 100 MB by the format; parsing one that large holds 1.9 GB.
+/// Refused past `MAX_SAFETENSORS_HEADER`, before it is parsed (issue 35).
+#[test]
+fn a_safetensors_header_past_the_cap_is_refused_before_parsing() {
+    let mut bytes = (100u64 << 20).to_le_bytes().to_vec();
+    bytes.extend(std::iter::repeat_n(b' ', 1024));
+    let error = error_of(clipag::weights::StoredWeights::parse(&bytes));
+    assert!(error.contains("not a valid safetensors file: a header of 104857600 bytes"), "{error}");
+}
+
+/// Weights that are finite but huge (3e38) overflow inside the model: its embeddings and
+/// gradient are an error, not NaN printed as `null` (issue 35). And a tokenizer whose ids
+/// reach past the model's embedding table is refused when the model loads (a panic on the
+/// CPU, garbage on a GPU): the largest id counts, not how many there are.
+#[test]
+fn overflowing_weights_and_ids_past_the_embeddings_are_errors() {
+    use clipag::engine::Model;
+    use clipag::model::WeightSource;
+    use clipag::weights::StoredWeights;
+    use clipag::weights::folder::Description;
+    use clipag::weights::tensors::TensorMap;
+
+    let files = folder::read(&converted("checkpoint.pt", Quantization::F32)).unwrap();
+    let mut stored = StoredWeights::parse(&files.weights).unwrap();
+    let mut tensors = TensorMap::new();
+    for name in stored.names() {
+        let mut tensor = stored.take(&name, &[]).unwrap();
+        if name == "text_projection" || name == "visual.proj" {
+            tensor.data.iter_mut().for_each(|v| *v *= 3e38);
+        }
+        tensors.insert(name, tensor);
+    }
+    let describe = || Description { name: "overflowing".into(), license: "none".into(), source: "a test".into(), recommended: None };
+    let dir = temp_dir("overflowing");
+    let config = &files.manifest.config;
+    folder::write(&dir, config, &tensors, Quantization::F32, &files.tokenizer, describe()).unwrap();
+    let device = burn::tensor::Device::flex().autodiff();
+    let model = Model::load(&folder::read(&dir).unwrap(), &device).unwrap();
+    let image = clipag::pixels::Pixels::new(64, 64, vec![0.5; 3 * 64 * 64]).unwrap();
+    for error in [
+        error_of(pollster::block_on(model.embed_text("a cat"))),
+        error_of(pollster::block_on(model.embed_image(&image))),
+        error_of(pollster::block_on(model.pixel_gradient(&image, "a cat"))),
+    ] {
+        assert!(error.contains("non-finite") && error.contains("overflow"), "{error}");
+    }
+
+    // The same tokenizer with one id moved past the table (its count unchanged).
+    let json = String::from_utf8(files.tokenizer.clone()).unwrap();
+    let last = config.text.vocab_size - 1;
+    let moved = json.replacen(&format!(":{last}}}"), &format!(":{}}}", last + 1000), 1);
+    assert_ne!(moved, json, "the tokenizer's last id is {last}");
+    let dir = temp_dir("ids-past-the-table");
+    folder::write(&dir, config, &tensors, Quantization::F32, moved.as_bytes(), describe()).unwrap();
+    let error = error_of(Model::load(&folder::read(&dir).unwrap(), &device));
+    assert!(error.contains(&format!("a token with id {}", last + 1000)), "{error}");
+}

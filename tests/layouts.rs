@@ -20,7 +20,11 @@ fn options(quantization: Quantization) -> convert::Options {
 }
 
 fn read_open_clip_fixture() -> TensorMap {
-    let bytes = std::fs::read(tiny().join("open_clip_model.safetensors")).unwrap();
+    read_safetensors(&tiny().join("open_clip_model.safetensors"))
+}
+
+fn read_safetensors(path: &std::path::Path) -> TensorMap {
+    let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     file.tensors()
         .into_iter()
@@ -168,4 +172,36 @@ fn vit_b_32_in_the_clipag_layout_converts_small_and_runs() {
 #[test]
 fn rn50_in_the_clipag_layout_converts_small_and_runs() {
     full_size_converts_small_and_runs("RN50", ClipConfig::rn50());
+}
+
+/// Shapes the converter reads sizes from, of the wrong rank or disagreeing, are refused by
+/// name instead of panicking as they are indexed (issue 35): a 1-D patch embedding in a
+/// checkpoint with no config, query and key projections of different sizes and a 1-D
+/// projection in a Hugging Face one.
+#[test]
+fn shapes_of_the_wrong_rank_or_that_disagree_are_refused_by_name() {
+    let dir = temp_dir("bad-shapes");
+    let mut tensors = read_open_clip_fixture();
+    let conv1 = tensors.get_mut("visual.conv1.weight").unwrap();
+    conv1.shape = vec![conv1.data.len()];
+    let pt = dir.join("flat-conv1.pt");
+    torch::write_clipag_layout(std::fs::File::create(&pt).unwrap(), &tensors, "flat conv1").unwrap();
+    let error = convert::convert(&pt, &dir.join("out-pt"), &options(Quantization::F32)).unwrap_err().to_string();
+    assert!(error.contains("'visual.conv1.weight' has shape") && error.contains("4-D"), "{error}");
+
+    for (name, spoil) in [
+        ("text_model.encoder.layers.0.self_attn.k_proj.weight", "alike"),
+        ("visual_projection.weight", "a matrix"),
+    ] {
+        let src = temp_dir(&format!("bad-hf-{spoil}"));
+        hugging_face_fixture(&src);
+        let path = src.join("model.safetensors");
+        let mut hf = read_safetensors(&path);
+        let tensor = hf.get_mut(name).unwrap();
+        let keep = tensor.data.len() / 2;
+        *tensor = HostTensor::new(vec![keep], tensor.data[..keep].to_vec());
+        write_safetensors(&path, &hf);
+        let error = convert::convert(&src, &src.join("out"), &options(Quantization::F32)).unwrap_err().to_string();
+        assert!(error.contains(spoil), "{name}: {error}");
+    }
 }

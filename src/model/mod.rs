@@ -54,6 +54,7 @@ pub struct Clip {
     text: TextTransformer,
     image_size: usize,
     context_length: usize,
+    vocab_size: usize,
 }
 
 impl Clip {
@@ -75,6 +76,7 @@ impl Clip {
             text: TextTransformer::load(w, config)?,
             image_size: config.vision.image_size(),
             context_length: config.text.context_length,
+            vocab_size: config.text.vocab_size,
         })
     }
 
@@ -164,6 +166,10 @@ impl Clip {
                 s.len(),
                 self.context_length
             )));
+        }
+        // An id past the embedding table panics on the CPU and reads garbage on a GPU.
+        if let Some(&id) = sequences.iter().flatten().find(|&&id| id as usize >= self.vocab_size) {
+            return Err(Error::Invalid(format!("token id {id}, but the model embeds only ids 0 to {}", self.vocab_size - 1)));
         }
         Ok(self.text.forward(sequences))
     }

@@ -12,9 +12,11 @@ use tokenizers::models::ModelWrapper;
 pub const START_OF_TEXT: &str = "<|startoftext|>";
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
-/// Prompts longer than this are refused rather than cleaned: nobody types a megabyte, and
-/// only the first 75 tokens count anyway.
-pub const MAX_PROMPT_CHARS: usize = 100_000;
+/// Prompts longer than this are refused rather than cleaned: only the first 75 tokens count
+/// (a few hundred characters), and cleaning repeats ftfy's fixes until the text stops
+/// changing, one level of a chained entity (`&amp;amp;...`) a pass, so its time grows with
+/// the square of the length: 98 s at 100,000 characters, a second or so at this cap.
+pub const MAX_PROMPT_CHARS: usize = 10_000;
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -90,6 +92,12 @@ impl Tokenizer {
         let mut words: Vec<String> = self.inner.get_vocab(false).into_keys().filter(|w| !special(w)).collect();
         words.sort();
         Some(words)
+    }
+
+    /// The largest id the tokenizer can give (a vocabulary's ids need not be 0 to its count
+    /// less one: a tokenizer.json may name any number).
+    pub fn largest_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
     }
 
     pub fn vocab_size(&self) -> usize {

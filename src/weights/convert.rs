@@ -198,8 +198,7 @@ fn read_open_clip(weights: &Path, config: &Path) -> Result<Checkpoint> {
 fn read_safetensors(path: &Path) -> Result<TensorMap> {
     use safetensors::Dtype;
     let bytes = read_file(path)?;
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad_file(path, format!("not a valid safetensors file: {e}")))?;
+    let file = super::safetensors_file(&bytes).map_err(|e| e.at(path.display()))?;
     let mut tensors = TensorMap::new();
     for (name, view) in file.tensors() {
         let data: Vec<f32> = match view.dtype() {
@@ -218,44 +217,47 @@ fn read_safetensors(path: &Path) -> Result<TensorMap> {
 /// and CLIP text config, and a ResNet's attention pool as its width / 64 too (open_clip's
 /// default `head_width`, OpenAI's RN models'); `--config` overrides.
 fn infer_config(t: &TensorMap) -> Result<ClipConfig> {
-    let shape = |name: &str| {
-        t.get(name)
-            .map(|x| x.shape.clone())
-            .ok_or_else(|| Error::file(format!("cannot infer the architecture: no tensor '{name}' (pass --config)")))
+    // Each tensor's shape, of the rank a CLIP's has, so that reading its sizes cannot fail.
+    let shape = |name: &str, rank: usize| {
+        let tensor = t.get(name).ok_or_else(|| Error::file(format!("cannot infer the architecture: no tensor '{name}' (pass --config)")))?;
+        match tensor.shape.len() == rank && tensor.shape.iter().all(|&d| d > 0) {
+            true => Ok(tensor.shape.clone()),
+            false => Err(Error::file(format!("cannot infer the architecture: '{name}' has shape {:?}, where a CLIP's is {rank}-D", tensor.shape))),
+        }
     };
     let layers = |prefix: &str| (0..).take_while(|i| t.contains_key(&format!("{prefix}transformer.resblocks.{i}.ln_1.weight"))).count();
     let side = |tokens: usize| ((tokens.saturating_sub(1)) as f64).sqrt() as usize;
     let vision = if t.contains_key("visual.attnpool.positional_embedding") {
         // open_clip's ModifiedResNet: stage i holds `visual.layer{i}.{block}.*`.
-        let pool = shape("visual.attnpool.positional_embedding")?;
+        let pool = shape("visual.attnpool.positional_embedding", 2)?;
         let stages = (1..=4)
             .map(|i| (0..).take_while(|b| t.contains_key(&format!("visual.layer{i}.{b}.conv1.weight"))).count())
             .collect();
-        VisionConfig::ResNet(ResNetConfig { image_size: side(pool[0]) * 32, layers: stages, width: shape("visual.conv3.weight")?[0], heads: (pool[1] / 64).max(1) })
+        VisionConfig::ResNet(ResNetConfig { image_size: side(pool[0]) * 32, layers: stages, width: shape("visual.conv3.weight", 4)?[0], heads: (pool[1] / 64).max(1) })
     } else {
-        let conv = shape("visual.conv1.weight")?;
+        let conv = shape("visual.conv1.weight", 4)?;
         let (v_width, patch) = (conv[0], conv[2]);
         VisionConfig::Transformer(VisionTransformerConfig {
-            image_size: side(shape("visual.positional_embedding")?[0]) * patch,
+            image_size: side(shape("visual.positional_embedding", 2)?[0]) * patch,
             patch_size: patch,
             width: v_width,
             layers: layers("visual."),
             heads: (v_width / 64).max(1),
-            mlp_width: shape("visual.transformer.resblocks.0.mlp.c_fc.weight")?[0],
+            mlp_width: shape("visual.transformer.resblocks.0.mlp.c_fc.weight", 2)?[0],
         })
     };
-    let token_embedding = shape("token_embedding.weight")?;
+    let token_embedding = shape("token_embedding.weight", 2)?;
     let t_width = token_embedding[1];
     Ok(ClipConfig {
-        embed_dim: shape("text_projection")?[1],
+        embed_dim: shape("text_projection", 2)?[1],
         vision,
         text: TextConfig {
-            context_length: shape("positional_embedding")?[0],
+            context_length: shape("positional_embedding", 2)?[0],
             vocab_size: token_embedding[0],
             width: t_width,
             layers: layers(""),
             heads: (t_width / 64).max(1),
-            mlp_width: shape("transformer.resblocks.0.mlp.c_fc.weight")?[0],
+            mlp_width: shape("transformer.resblocks.0.mlp.c_fc.weight", 2)?[0],
         },
         quick_gelu: false,
     })
@@ -312,6 +314,13 @@ fn hugging_face_to_open_clip(mut hf: TensorMap, text_layers: usize, vision_layer
                 let q = take(&format!("{h}.self_attn.q_proj.{part}"))?;
                 let k = take(&format!("{h}.self_attn.k_proj.{part}"))?;
                 let v = take(&format!("{h}.self_attn.v_proj.{part}"))?;
+                // Stacked into one, they must be alike: a first axis each, of one shape.
+                if q.shape.is_empty() || q.shape != k.shape || k.shape != v.shape {
+                    return Err(Error::file(format!(
+                        "{h}.self_attn: query, key and value {part}s of shapes {:?}, {:?} and {:?}, where a CLIP's are alike",
+                        q.shape, k.shape, v.shape
+                    )));
+                }
                 let mut shape = q.shape.clone();
                 shape[0] *= 3;
                 let data = [q.data, k.data, v.data].concat();
@@ -349,7 +358,12 @@ fn hugging_face_to_open_clip(mut hf: TensorMap, text_layers: usize, vision_layer
     for (from, to) in renames {
         out.insert(to.to_string(), take(from)?);
     }
-    out.insert("text_projection".into(), take("text_projection.weight")?.transposed());
-    out.insert("visual.proj".into(), take("visual_projection.weight")?.transposed());
+    for (from, to) in [("text_projection.weight", "text_projection"), ("visual_projection.weight", "visual.proj")] {
+        let projection = take(from)?;
+        if projection.shape.len() != 2 {
+            return Err(Error::file(format!("the Hugging Face checkpoint's '{from}' has shape {:?}, where a CLIP's is a matrix", projection.shape)));
+        }
+        out.insert(to.into(), projection.transposed());
+    }
     Ok(out)
 }

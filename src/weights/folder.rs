@@ -13,16 +13,33 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     Error::file(e.to_string()).at(path.display())
 }
 
-/// Reads and verifies a model folder.
+/// The largest manifest read: a manifest is a few kilobytes.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Reads and verifies a model folder. Each file's size is checked before it is read: the
+/// manifest's against `MAX_MANIFEST_BYTES`, the others' against what the manifest says they
+/// hold, so that a huge file, a link to a device or a sparse file is refused at once.
 pub fn read(dir: &Path) -> Result<ModelFiles> {
-    let read = |name: &str| {
+    let read = |name: &str, most: u64| {
         let path = dir.join(name);
+        let metadata = std::fs::metadata(&path).map_err(|e| io(&path, e))?;
+        if !metadata.is_file() {
+            return Err(Error::file("not a regular file").at(path.display()));
+        }
+        if metadata.len() > most {
+            return Err(Error::file(format!("{} bytes, more than the {most} expected", metadata.len())).at(path.display()));
+        }
         std::fs::read(&path).map_err(|e| io(&path, e))
     };
-    let manifest = String::from_utf8(read("manifest.json")?)
-        .map_err(|_| Error::file("not UTF-8").at(dir.join(manifest::MANIFEST).display()))?;
+    let manifest_path = dir.join(manifest::MANIFEST);
+    let manifest = String::from_utf8(read(manifest::MANIFEST, MAX_MANIFEST_BYTES)?)
+        .map_err(|_| Error::file("not UTF-8").at(manifest_path.display()))?;
+    let declared = Manifest::parse(&manifest).map_err(|e| e.at(manifest_path.display()))?;
+    // A file the manifest does not list is left unread: `ModelFiles::new` names what is missing.
+    let listed = |name: &str| declared.files.get(name).map_or(Ok(Vec::new()), |f| read(name, f.bytes));
     // The files name themselves by their names in the folder; on disk, the folder is known.
-    ModelFiles::new(&manifest, read(manifest::WEIGHTS)?, read(manifest::TOKENIZER)?).map_err(|e| e.under(dir))
+    let (weights, tokenizer) = (listed(manifest::WEIGHTS)?, listed(manifest::TOKENIZER)?);
+    ModelFiles::new(&manifest, weights, tokenizer).map_err(|e| e.under(dir))
 }
 
 /// What describes a model besides its weights.

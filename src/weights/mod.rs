@@ -43,6 +43,20 @@ impl ModelFiles {
     }
 }
 
+/// The largest safetensors header read (its JSON table of tensors): a CLIP's is tens of
+/// kilobytes; the format allows 100 MB, which parsing would hold as 1.9 GB.
+pub const MAX_SAFETENSORS_HEADER: u64 = 8 << 20;
+
+/// A safetensors file's table, its header's size checked against `MAX_SAFETENSORS_HEADER`
+/// before it is parsed.
+pub fn safetensors_file(bytes: &[u8]) -> Result<SafeTensors<'_>> {
+    let header = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if let Some(header) = header.filter(|&h| h > MAX_SAFETENSORS_HEADER) {
+        return Err(Error::file(format!("not a valid safetensors file: a header of {header} bytes, more than the {MAX_SAFETENSORS_HEADER} any model's needs")));
+    }
+    SafeTensors::deserialize(bytes).map_err(|e| Error::file(format!("not a valid safetensors file: {e}")))
+}
+
 /// The tensors of a `weights.safetensors`, decoded one at a time as the model asks for them,
 /// so that loading never holds more than one expanded tensor beside the file's bytes.
 pub struct StoredWeights<'a> {
@@ -51,9 +65,7 @@ pub struct StoredWeights<'a> {
 
 impl<'a> StoredWeights<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::file(format!("not a valid safetensors file: {e}")))?;
-        Ok(Self { file })
+        Ok(Self { file: safetensors_file(bytes)? })
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -112,9 +112,22 @@ fn global(module: &str, name: &str) -> Result<Global> {
     })
 }
 
+/// The deepest nesting of values a checkpoint may build: a state dict is about eight deep
+/// (dict, tensor, its arguments); a deeper one is refused before its values (dropped, cloned
+/// or read, each recursively) could overflow the stack.
+pub const MAX_DEPTH: usize = 100;
+
+/// Values a pickle may build or copy, beyond `WORK_PER_BYTE` for each of its bytes: a memo
+/// read copies the value it names, so a few hundred bytes that read a value twice, memoise
+/// the pair and repeat double it each time (an 825-byte pickle grew past 6 GB). Real
+/// checkpoints build a few values per byte.
+const BASE_WORK: usize = 4_000_000;
+const WORK_PER_BYTE: usize = 16;
+
 /// Reads a pickle (protocol 2 to 5) into a value, interpreting only what is listed above.
 pub fn read(bytes: &[u8]) -> Result<Value> {
-    Machine { bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    let work = BASE_WORK.saturating_add(WORK_PER_BYTE.saturating_mul(bytes.len()));
+    Machine { bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), work }.run()
 }
 
 struct Machine<'a> {
@@ -123,6 +136,8 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Values (and every 64 bytes of text) it may still build, copy or nest.
+    work: usize,
 }
 
 impl Machine<'_> {
@@ -188,19 +203,30 @@ impl Machine<'_> {
         }
     }
 
-    fn memo_get(&self, key: u32) -> Result<Value> {
-        match self.memo.get(&key) {
-            Some(v) => Ok(v.clone()),
-            None => refuse(format!("memo {key} read before it was written")),
-        }
+    fn memo_get(&mut self, key: u32) -> Result<Value> {
+        let Some(value) = self.memo.get(&key) else {
+            return refuse(format!("memo {key} read before it was written"));
+        };
+        self.work = spend(self.work, value, 0)?;
+        Ok(value.clone())
     }
 
     fn memo_put(&mut self, key: u32) -> Result<()> {
-        let value = match self.stack.last() {
-            Some(v) => v.clone(),
-            None => return refuse("memoising an empty stack"),
+        let Some(value) = self.stack.last() else {
+            return refuse("memoising an empty stack");
         };
+        self.work = spend(self.work, value, 0)?;
+        let value = value.clone();
         self.memo.insert(key, value);
+        Ok(())
+    }
+
+    /// Charges `items`, about to be nested one level down in a container, against the work
+    /// left, refusing them when they are already `MAX_DEPTH` deep.
+    fn nest<'v>(&mut self, items: impl IntoIterator<Item = &'v Value>) -> Result<()> {
+        for item in items {
+            self.work = spend(self.work, item, 1)?;
+        }
         Ok(())
     }
 
@@ -285,6 +311,7 @@ impl Machine<'_> {
                 b')' => self.stack.push(Value::Tuple(Vec::new())),
                 b't' => {
                     let items = self.pop_mark()?;
+                    self.nest(&items)?;
                     self.stack.push(Value::Tuple(items));
                 }
                 0x85..=0x87 => {
@@ -293,15 +320,18 @@ impl Machine<'_> {
                         return refuse(format!("stack underflow at byte {at}"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
+                    self.nest(&items)?;
                     self.stack.push(Value::Tuple(items));
                 }
                 b']' => self.stack.push(Value::List(Vec::new())),
                 b'l' => {
                     let items = self.pop_mark()?;
+                    self.nest(&items)?;
                     self.stack.push(Value::List(items));
                 }
                 b'a' => {
                     let item = self.pop()?;
+                    self.nest([&item])?;
                     match self.top()? {
                         Value::List(list) => list.push(item),
                         _ => return refuse(format!("APPEND to a non-list at byte {at}")),
@@ -309,6 +339,7 @@ impl Machine<'_> {
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
+                    self.nest(&items)?;
                     match self.top()? {
                         Value::List(list) => list.extend(items),
                         _ => return refuse(format!("APPENDS to a non-list at byte {at}")),
@@ -317,12 +348,14 @@ impl Machine<'_> {
                 b'}' => self.stack.push(Value::Dict(Vec::new())),
                 b'd' => {
                     let items = self.pop_mark()?;
+                    self.nest(&items)?;
                     let dict = pairs(items)?;
                     self.stack.push(Value::Dict(dict));
                 }
                 b's' => {
                     let value = self.pop()?;
                     let key = self.pop()?;
+                    self.nest([&key, &value])?;
                     match self.top()? {
                         Value::Dict(dict) => dict.push((key, value)),
                         _ => return refuse(format!("SETITEM on a non-dict at byte {at}")),
@@ -330,6 +363,7 @@ impl Machine<'_> {
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
+                    self.nest(&items)?;
                     let new = pairs(items)?;
                     match self.top()? {
                         Value::Dict(dict) => dict.extend(new),
@@ -366,6 +400,7 @@ impl Machine<'_> {
                 }
                 b'b' => {
                     let state = self.pop()?;
+                    self.nest([&state])?;
                     match (self.top()?, state) {
                         (Value::NumpyDtype(code), Value::Tuple(state)) => {
                             // (version, byte order, ...): only little-endian data is read.
@@ -411,6 +446,37 @@ impl Machine<'_> {
             }
         }
     }
+}
+
+/// `work` less what walking `value`, `level` deep, costs (a unit a value, and one for every
+/// 64 bytes of text), refusing the pickle when that is more than is left or the value reaches
+/// past `MAX_DEPTH`. The walk stops there, so it never recurses deeper than that.
+fn spend(work: usize, value: &Value, level: usize) -> Result<usize> {
+    if level > MAX_DEPTH {
+        return refuse(format!("values nested more than {MAX_DEPTH} deep"));
+    }
+    let own = match value {
+        Value::Str(s) => s.len() / 64,
+        Value::Bytes(b) => b.len() / 64,
+        _ => 0,
+    };
+    let Some(mut left) = work.checked_sub(1 + own) else {
+        return refuse("it builds far more values than its size accounts for (a memo bomb?)");
+    };
+    match value {
+        Value::Tuple(items) | Value::List(items) => {
+            for item in items {
+                left = spend(left, item, level + 1)?;
+            }
+        }
+        Value::Dict(pairs) => {
+            for (key, item) in pairs {
+                left = spend(spend(left, key, level + 1)?, item, level + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(left)
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {

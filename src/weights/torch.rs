@@ -47,14 +47,30 @@ pub fn read_state_dict(reader: impl Read + Seek) -> Result<TensorMap> {
     Ok(tensors)
 }
 
+/// Deflate's largest ratio is about 1032 to 1: an entry that claims more than this many
+/// bytes for each stored one is not what its bytes can hold (a decompression bomb, or a lie).
+const MAX_RATIO: u64 = 1100;
+/// Where reading an entry starts its buffer, however large the entry says it is.
+const FIRST_BUFFER: u64 = 64 << 20;
+
+/// An entry's bytes. Its declared size is believed only as far as its stored bytes can back
+/// it, the buffer grows as bytes arrive, and nothing past the declared size is read.
 fn read_entry(archive: &mut zip::ZipArchive<impl Read + Seek>, name: &str) -> Result<Vec<u8>> {
-    let mut entry = archive
+    let entry = archive
         .by_name(name)
         .map_err(|e| invalid(format!("missing {name}: {e}")))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    let (size, stored) = (entry.size(), entry.compressed_size());
+    if size > stored.max(1).saturating_mul(MAX_RATIO) {
+        return Err(invalid(format!("{name} claims {size} bytes from {stored} stored: more than any compression gives")));
+    }
+    let mut bytes = Vec::with_capacity(size.min(FIRST_BUFFER) as usize);
     entry
+        .take(size)
         .read_to_end(&mut bytes)
         .map_err(|e| invalid(format!("reading {name}: {e} (is the file truncated?)")))?;
+    if bytes.len() as u64 != size {
+        return Err(invalid(format!("{name} holds {} bytes where it claims {size} (is the file truncated?)", bytes.len())));
+    }
     Ok(bytes)
 }
 
@@ -63,13 +79,24 @@ fn gather(tensor: &TensorRef, storage: &[u8]) -> std::result::Result<HostTensor,
     if tensor.shape.len() != tensor.stride.len() {
         return Err("shape and stride differ in length".into());
     }
-    let numel: usize = tensor.shape.iter().product();
     let size = tensor.storage.size();
     let elements = storage.len() / size;
-    let last = tensor.offset
-        + tensor.shape.iter().zip(&tensor.stride).map(|(n, s)| n.saturating_sub(1) * s).sum::<usize>();
-    if numel > 0 && last >= elements {
-        return Err(format!("view reaches element {last} of a storage of {elements}"));
+    // Checked: a view's numbers are the file's, and wrapping arithmetic would let one claim
+    // elements it does not have.
+    let numel = tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("its shape's element count overflows")?;
+    // A weight never repeats its storage's elements (a stride of 0 would let a 4-byte storage
+    // claim any number of them): a view holds at most what its storage does.
+    if numel > elements {
+        return Err(format!("a view of {numel} elements of a storage of {elements}"));
+    }
+    let reach = tensor
+        .shape
+        .iter()
+        .zip(&tensor.stride)
+        .try_fold(tensor.offset, |at, (&n, &s)| n.saturating_sub(1).checked_mul(s).and_then(|step| at.checked_add(step)))
+        .ok_or("its offset and strides overflow")?;
+    if numel > 0 && reach >= elements {
+        return Err(format!("view reaches element {reach} of a storage of {elements}"));
     }
     let read = |i: usize| -> f32 {
         let b = &storage[i * size..(i + 1) * size];
@@ -208,5 +235,50 @@ impl PickleWriter {
         self.str(&latin1);
         self.str("latin1");
         self.raw(b"\x86R\x86R"); // TUPLE2 REDUCE (bytes), TUPLE2 REDUCE (scalar)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use super::{StorageType, TensorRef, gather, read_entry};
+
+    fn view(offset: usize, shape: &[usize], stride: &[usize]) -> TensorRef {
+        TensorRef { storage: StorageType::F32, key: "0".into(), offset, shape: shape.to_vec(), stride: stride.to_vec() }
+    }
+
+    #[test]
+    fn a_view_is_refused_when_it_claims_more_than_its_storage_or_its_numbers_overflow() {
+        let storage = 1.5f32.to_le_bytes().repeat(6);
+        // A 2 x 3 view reads, transposed too.
+        assert_eq!(gather(&view(0, &[3, 2], &[1, 3]), &storage).unwrap().shape, vec![3, 2]);
+        // A stride of 0 would let one element stand for 2^40 (an allocation of 4 TiB).
+        let error = gather(&view(0, &[1 << 20, 1 << 20], &[0, 0]), &storage).unwrap_err();
+        assert!(error.contains("storage of 6"), "{error}");
+        // A shape whose product wraps, and strides near 2^63 whose reach wraps.
+        assert!(gather(&view(0, &[1 << 33, 1 << 33, 0], &[0, 0, 0]), &storage).unwrap_err().contains("overflows"));
+        assert!(gather(&view(0, &[3, 2], &[1 << 63, 1]), &storage).unwrap_err().contains("overflow"));
+        assert!(gather(&view(usize::MAX, &[1], &[1]), &storage).unwrap_err().contains("reaches element"));
+    }
+
+    #[test]
+    fn an_entry_claiming_more_than_its_stored_bytes_can_hold_is_not_read() {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("archive/data/0", stored).unwrap();
+        zip.write_all(&[1, 2, 3, 4]).unwrap();
+        let mut bytes = zip.finish().unwrap().into_inner();
+        let read = |bytes: &[u8]| read_entry(&mut zip::ZipArchive::new(Cursor::new(bytes.to_vec())).unwrap(), "archive/data/0");
+        assert_eq!(read(&bytes).unwrap(), [1, 2, 3, 4]);
+        // The uncompressed size, in the local header (offset 22) and the central directory's
+        // (offset 24), made 4 GiB less 16 bytes: preallocating it would be the first harm.
+        let claim = 0xFFFF_FFF0u32.to_le_bytes();
+        for (signature, offset) in [([0x50, 0x4b, 0x03, 0x04], 22), ([0x50, 0x4b, 0x01, 0x02], 24)] {
+            let at = bytes.windows(4).position(|w| w == signature).unwrap() + offset;
+            bytes[at..at + 4].copy_from_slice(&claim);
+        }
+        let error = read(&bytes).unwrap_err().to_string();
+        assert!(error.contains("claims 4294967280 bytes from 4 stored"), "{error}");
     }
 }
