@@ -28,7 +28,14 @@ const TYPES = {
  */
 export function serve(dir, port = 0, mounts = {}) {
   const server = createServer(async (req, res) => {
-    let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {
+      // A malformed escape (`/%E0%A4%A`) names no file: a bad request, not a crash.
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('bad request');
+      return;
+    }
     let root = resolve(dir);
     for (const [prefix, mounted] of Object.entries(mounts)) {
       if (path.startsWith(prefix)) {
