@@ -178,8 +178,9 @@ async function generate() {
       setState('idle', 'Stopped before painting began.');
       return;
     }
-    setState('error', explain(error));
-    const lost = ['device-lost', 'fatal'].includes(error.kind);
+    const ended = error.kind === 'ended';
+    setState(ended ? 'idle' : 'error', ended ? 'Stopped. The engine was busy, so it was ended; the picture on the page is kept.' : explain(error));
+    const lost = ['device-lost', 'fatal', 'ended'].includes(error.kind);
     if (lost) {
       // The engine and its runs are gone; the page still shows the last picture: offer that.
       if (painting.abandon()) {
@@ -233,8 +234,21 @@ function togglePause() {
   document.body.dataset.paused = String(paused);
 }
 
+/** How long Stop waits for the step (or start) in flight before ending the engine. */
+const STOP_GRACE_MS = 10_000;
+
+/**
+ * Stops after the step in flight. An engine still in one call after `STOP_GRACE_MS` (a
+ * step on a slow adapter, or a start that does not end) is ended and a fresh one started,
+ * so Stop always stops; the picture on the page is kept and offered.
+ */
 function stop() {
-  current?.stop();
+  const painting = current;
+  if (!painting) return;
+  painting.stop();
+  setTimeout(() => {
+    if (current === painting && !painting.settled) restartEngine();
+  }, STOP_GRACE_MS);
 }
 
 // ---------------------------------------------------------------- device check

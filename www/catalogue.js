@@ -82,10 +82,17 @@ export async function ensureLoaded(engine, id, backend, status) {
   const files = entry.files ?? await fetchModel(entry.base, (p) => status(describeProgress(p)));
   $('progress').hidden = true;
   status(`Loading ${entry.name} onto the ${backend === 'gpu' ? 'GPU' : 'CPU'}…`);
-  const result = await engine.call(
-    { type: 'load', name: id, files: { manifest: files.manifest, weights: files.weights, tokenizer: files.tokenizer }, backend },
-    [files.weights, files.tokenizer].filter((b) => b.byteLength && !entry.files),
-  );
+  let result;
+  try {
+    result = await engine.call(
+      { type: 'load', name: id, files: { manifest: files.manifest, weights: files.weights, tokenizer: files.tokenizer }, backend },
+      [files.weights, files.tokenizer].filter((b) => b.byteLength && !entry.files),
+    );
+  } catch (error) {
+    // A model that verifies but will not load must not fail from the cache on every visit.
+    if (files.fromCache && error.kind !== 'device-lost' && error.kind !== 'no-device') await removeCachedModel(entry.base).catch(() => {});
+    throw error;
+  }
   loaded.set(id, result);
   // A folder given by its path is named by its manifest once loaded.
   const name = result.manifest?.name;

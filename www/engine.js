@@ -20,15 +20,24 @@ export function createEngine() {
     for (const { reject } of pending.values()) reject(error);
     pending.clear();
   };
+  let ended = null;
   return {
     call(message, transfer = []) {
+      if (ended) return Promise.reject(ended);
       const id = next++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         worker.postMessage({ id, ...message }, transfer);
       });
     },
-    terminate: () => worker.terminate(),
+    /** Ends the worker, whatever it is doing; every call waiting, and every later one, is
+     * rejected with an Error of kind 'ended'. */
+    terminate() {
+      worker.terminate();
+      ended = Object.assign(new Error('the engine was ended'), { kind: 'ended' });
+      for (const { reject } of pending.values()) reject(ended);
+      pending.clear();
+    },
   };
 }
 

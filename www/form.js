@@ -44,8 +44,10 @@ export function showDefaults(settings) {
 /** The form, from the URL (`?prompt=...&seed=...&steps=...&model=...&compare=...`);
  * `modelId` turns a model named in it into the picker's id. */
 export function applyParams(params, modelId) {
-  if (params.has('prompt')) $('prompt').value = params.get('prompt');
-  if (params.has('negative')) $('negative').value = params.get('negative');
+  // An address is not typed into the fields: their length limit is kept by hand.
+  for (const id of ['prompt', 'negative']) {
+    if (params.has(id)) $(id).value = params.get(id).slice(0, $(id).maxLength);
+  }
   for (const field of settingFields()) {
     if (field.type === 'checkbox') continue; // after the model's defaults: applySwitchParams
     const value = params.get(field.dataset.setting) ?? params.get(field.id);

@@ -29,7 +29,11 @@ async function verify(manifest, name, buffer) {
   if (hash !== entry.sha256) throw new Error(`${name} does not match its sha256 in the manifest: the file is corrupt`);
 }
 
-/** Reads a response's body, reporting `{ file, loaded, total, bytesPerSecond }` as it streams. */
+/**
+ * Reads a response's body, reporting `{ file, loaded, total, bytesPerSecond }` as it streams,
+ * and no more of it than the `total` bytes the manifest declares: a server that sends more is
+ * stopped there, not held in memory.
+ */
 async function readWithProgress(response, file, total, onProgress) {
   const started = performance.now();
   const reader = response.body.getReader();
@@ -40,6 +44,10 @@ async function readWithProgress(response, file, total, onProgress) {
     if (done) break;
     chunks.push(value);
     loaded += value.byteLength;
+    if (loaded > total) {
+      await reader.cancel().catch(() => {});
+      throw new Error(`${file} is larger than the ${total} bytes its manifest says: the file was replaced`);
+    }
     const seconds = (performance.now() - started) / 1000;
     onProgress({ file, loaded, total, bytesPerSecond: seconds > 0 ? loaded / seconds : 0 });
   }
@@ -73,21 +81,37 @@ export async function fetchManifest(base) {
   return response.text();
 }
 
+/** The site's manifest for `base`: `{ text }`, or `{ text: null, why }` when it does not come. */
+async function currentManifest(base) {
+  try {
+    const response = await fetch(new URL('manifest.json', base).href, { cache: 'no-store' });
+    return response.ok ? { text: await response.text() } : { text: null, why: `manifest.json answered ${response.status}` };
+  } catch (error) {
+    return { text: null, why: `manifest.json could not be fetched (${error.message})` }; // offline: what is cached stands
+  }
+}
+
 export async function fetchModel(base, onProgress = () => {}) {
   const cache = await openCache();
   const url = (name) => new URL(name, base).href;
   const cached = cache ? await Promise.all(['manifest.json', ...FILES].map((name) => cache.match(url(name)))) : [];
+  // Asked first, so a model the site has replaced is not read from the cache.
+  const { text: online, why } = await currentManifest(base);
   if (cache && cached.every(Boolean)) {
     const [manifest, weights, tokenizer] = await Promise.all([
       cached[0].text(),
       cached[1].arrayBuffer(),
       cached[2].arrayBuffer(),
     ]);
-    return { manifest, weights, tokenizer, fromCache: true };
+    const fresh = online === null || online === manifest;
+    // A cached file is checked as a download is: a corrupt entry is dropped and fetched again.
+    const sound = fresh && await Promise.all([verify(JSON.parse(manifest), FILES[0], weights), verify(JSON.parse(manifest), FILES[1], tokenizer)])
+      .then(() => true, (error) => (console.warn(`${base}: the cached copy is dropped: ${error.message}`), false));
+    if (sound) return { manifest, weights, tokenizer, fromCache: true };
+    await removeCachedModel(base).catch(() => {});
   }
-  const manifestResponse = await fetch(url('manifest.json'), { cache: 'no-store' });
-  if (!manifestResponse.ok) throw new Error(`no model at ${base}: manifest.json answered ${manifestResponse.status}`);
-  const manifestText = await manifestResponse.text();
+  if (online === null) throw new Error(`no model at ${base}: ${why}`);
+  const manifestText = online;
   let manifest;
   try {
     manifest = JSON.parse(manifestText);
@@ -98,7 +122,9 @@ export async function fetchModel(base, onProgress = () => {}) {
   for (const name of FILES) {
     const response = await fetch(url(name), { cache: 'no-store' });
     if (!response.ok) throw new Error(`${name} could not be downloaded (${response.status})`);
-    buffers[name] = await readWithProgress(response, name, manifest.files?.[name]?.bytes ?? 0, onProgress);
+    const declared = manifest.files?.[name]?.bytes;
+    if (!Number.isSafeInteger(declared) || declared < 0) throw new Error(`manifest.json gives ${name} no size`);
+    buffers[name] = await readWithProgress(response, name, declared, onProgress);
     await verify(manifest, name, buffers[name]);
   }
   // Everything arrived whole: keep it, the manifest last (a model is listed as cached only

@@ -14,6 +14,8 @@ export class Painting {
     this.runs = []; // { id, run, size, frames, report, ...what the caller adds }
     this.paused = false;
     this.stopped = false;
+    /** Whether the step loop has ended (what a Stop waits for). */
+    this.settled = false;
     this.resume = null;
   }
 
@@ -58,6 +60,7 @@ export class Painting {
         onStep(run, report, rgba, steps / ((performance.now() - startedAt) / 1000));
       }
     }
+    this.settled = true;
   }
 
   /** Pauses, or resumes a paused painting; returns whether it is paused now. */

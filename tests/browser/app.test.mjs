@@ -108,6 +108,15 @@ test("the empty fields show the chosen model's own defaults, and follow the mode
   assert.deepEqual(await shown(), { steps: '40', views: '8', patchViews: '8', lr: '0.05', jitter: false, compare: 'shapes-plain' });
 });
 
+test("an address's prompt is held to the field's length, as a typed one is", async (t) => {
+  // Issue 35: a `?prompt=` link bypassed the 2,000 characters, and with autostart pinned the
+  // engine cleaning it.
+  const page = await openPage(t, `?prompt=${'a'.repeat(5000)}&negative=${'b'.repeat(3000)}`, { mounts });
+  assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
+  assert.equal((await page.inputValue('#prompt')).length, 2000);
+  assert.equal((await page.inputValue('#negative')).length, 2000);
+});
+
 test('the page names the words the built-in model does not know, and the ones it does', async (t) => {
   const page = await openPage(t, `?prompt=a+red+cat+on+the+moon&negative=a+blue+dog&steps=1&views=1&patchViews=0&candidates=1&autostart=1`, { mounts });
   assert.equal(await waitForState(page, ['done', 'error'], 300_000), 'done', await page.textContent('#status'));
