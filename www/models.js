@@ -71,8 +71,21 @@ async function openCache() {
   return caches.open(CACHE).catch(() => null);
 }
 
+/**
+ * Models come from this site only (the page's Content-Security-Policy allows no other), so a
+ * folder elsewhere (a shared address naming one) is refused here with a reason, before any
+ * request is made.
+ */
+function checkOrigin(base) {
+  const origin = new URL(base).origin;
+  if (origin !== location.origin) {
+    throw new Error(`models load from this site only, not from ${origin}: download the model folder and choose it under "A model folder from your disk"`);
+  }
+}
+
 /** A folder's manifest.json as text, from the cache when the folder is kept there. */
 export async function fetchManifest(base) {
+  checkOrigin(base);
   const url = new URL('manifest.json', base).href;
   const cached = await (await openCache())?.match(url);
   if (cached) return cached.text();
@@ -92,6 +105,7 @@ async function currentManifest(base) {
 }
 
 export async function fetchModel(base, onProgress = () => {}) {
+  checkOrigin(base);
   const cache = await openCache();
   const url = (name) => new URL(name, base).href;
   const cached = cache ? await Promise.all(['manifest.json', ...FILES].map((name) => cache.match(url(name)))) : [];

@@ -181,3 +181,27 @@ test('compare mode paints the same prompt and seed through two models side by si
   assert.equal(series[1].length, 5);
   assert.match(await page.textContent('#caption-b'), /tiny q8: step 4/);
 });
+
+test('the page asks nothing of another origin, runs under a strict policy, and refuses a model elsewhere', async (t) => {
+  // Issue 35: every request a run makes is to the page's own origin; the policy allows wasm to
+  // compile and no other eval; a shared address naming a model on another site is refused
+  // with a reason before any request leaves (the policy would have stopped it obscurely).
+  const requests = [];
+  const page = await openPage(t, `?prompt=a+red+circle&steps=2&${quick}&model=/test-models/tiny-q8/&autostart=1`, {
+    mounts,
+    before: (p) => p.on('request', (request) => requests.push(request.url())),
+  });
+  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  const origin = new URL(page.url()).origin;
+  const foreign = requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'));
+  assert.deepEqual(foreign, [], 'requests outside the origin');
+  const policy = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+  assert.match(policy, /script-src 'self' 'wasm-unsafe-eval'/);
+  assert.doesNotMatch(policy.replaceAll("'wasm-unsafe-eval'", ''), /unsafe-eval|unsafe-inline/);
+
+  const elsewhere = 'http://127.0.0.2:9/models/x/';
+  await page.goto(`${origin}/?prompt=a+red+circle&steps=1&model=${encodeURIComponent(elsewhere)}&autostart=1`);
+  assert.equal(await waitForState(page, ['done', 'error']), 'error');
+  assert.match(await page.textContent('#status'), /models load from this site only, not from http:\/\/127\.0\.0\.2:9/);
+  assert.ok(!requests.some((url) => url.startsWith('http://127.0.0.2')), 'no request left for the other origin');
+});
