@@ -40,6 +40,10 @@ pub struct DeviceInfo {
     /// Graphics API underneath (`BrowserWebGpu`, `Vulkan`, ...) or `cpu`.
     pub api: String,
     pub driver: String,
+    /// Whether the adapter renders in software on the CPU (a fallback adapter, llvmpipe,
+    /// lavapipe, SwiftShader, WARP): wgpu through it is far slower than burn-flex on the same
+    /// CPU (docs/performance.md: 4.8 s against 0.58 s a Shapes step at 64 views).
+    pub software: bool,
 }
 
 /// A device ready for tensors, with autodiff enabled.
@@ -60,6 +64,7 @@ pub async fn open(kind: BackendKind) -> Result<Compute> {
                 adapter: "burn-flex (CPU)".into(),
                 api: "cpu".into(),
                 driver: String::new(),
+                software: false,
             },
         }),
         BackendKind::Gpu => gpu::open().await,
@@ -68,7 +73,9 @@ pub async fn open(kind: BackendKind) -> Result<Compute> {
 
 fn gpu_info(setup: &burn::tensor::wgpu::WgpuSetup) -> DeviceInfo {
     let info = setup.adapter.get_info();
+    let named = |name: &str| ["llvmpipe", "lavapipe", "swiftshader", "microsoft basic render"].iter().any(|s| name.to_lowercase().contains(s));
     DeviceInfo {
+        software: info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu || named(&info.name) || named(&info.driver),
         backend: BackendKind::Gpu,
         adapter: info.name,
         api: format!("{:?}", info.backend),

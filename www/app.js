@@ -3,7 +3,7 @@
 // steps run.js; this file keeps the page's state in `document.body.dataset.state` (idle,
 // loading, running, done, error) and shows every step.
 
-import { createEngine, webgpuProblem } from './engine.js';
+import { createEngine, softwareAdapter, webgpuProblem } from './engine.js';
 import { addModel, ensureLoaded, entryOf, forgetLoaded, manifestOf, modelId, refreshCached } from './catalogue.js';
 import { applyParams, applySwitchParams, chosenModels, request, shareUrl, showDefaults } from './form.js';
 import { readModelFiles, builtInModels } from './models.js';
@@ -15,6 +15,8 @@ const params = new URLSearchParams(location.search);
 const plot = new ScorePlot($('plot'));
 
 let backend = 'gpu';
+/** Why the page chose the engine it paints with, when it chose for the visitor. */
+let backendChoice = null;
 let engine;
 let current; // the Painting in progress
 
@@ -42,9 +44,9 @@ function restartEngine() {
 async function load(id) {
   const result = await ensureLoaded(engine, id, backend, (message) => setState('loading', message));
   const { adapter, api } = result.device;
-  $('device-info').textContent = backend === 'gpu'
+  $('device-info').textContent = backendChoice ?? (backend === 'gpu'
     ? `WebGPU (${api})${adapter ? ` on ${adapter}` : ''}.`
-    : 'The CPU (burn-flex): slow, but it needs no GPU.';
+    : 'The CPU (burn-flex): slow, but it needs no GPU.');
   return result;
 }
 
@@ -264,7 +266,7 @@ async function runCheck() {
     $('info-loss').textContent = report.loss.toPrecision(7);
     $('info-grad').textContent = norm.toPrecision(7);
     $('check-result').hidden = false;
-    $('device-info').textContent = 'This device computed a forward and backward pass.';
+    $('device-info').textContent = [backendChoice, 'This device computed a forward and backward pass.'].filter(Boolean).join(' ');
     window.clipagCheck = report; // for automation: the browser tests compare it with native code
     return true;
   } catch (error) {
@@ -312,9 +314,18 @@ async function main() {
       .catch((error) => console.warn('offline support is unavailable:', error.message));
   }
 
-  backend = params.get('backend') === 'cpu' ? 'cpu' : 'gpu';
+  // `?backend=cpu` or `gpu` is the visitor's choice; without one the page chooses.
+  const asked = params.get('backend');
+  backend = asked === 'cpu' ? 'cpu' : 'gpu';
   if (backend === 'gpu') {
     const problem = await webgpuProblem();
+    const software = problem || asked === 'gpu' ? null : await softwareAdapter();
+    if (software) {
+      backend = 'cpu';
+      backendChoice = `WebGPU here is ${software}, a software renderer on the CPU, slower than the ` +
+        'CPU engine, so the page paints on the CPU (burn-flex). Add ?backend=gpu to the address to use WebGPU anyway.';
+      $('device-info').textContent = backendChoice;
+    }
     if (problem) {
       setState('error', `${problem} The CPU can paint the small built-in models instead, slowly.`);
       $('use-cpu').hidden = false;

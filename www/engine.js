@@ -41,6 +41,22 @@ export function createEngine() {
   };
 }
 
+/**
+ * What the WebGPU adapter is, when it renders in software on the CPU (a fallback adapter,
+ * SwiftShader, llvmpipe, lavapipe): WebGPU through it is far slower than the CPU engine on
+ * the same processor (docs/performance.md). Null for a hardware adapter, or none.
+ */
+export async function softwareAdapter() {
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  if (!adapter) return null;
+  const info = adapter.info ?? {};
+  const named = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  if (adapter.isFallbackAdapter || info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(named)) {
+    return named || 'a fallback adapter';
+  }
+  return null;
+}
+
 /** Why WebGPU is unusable here, or null when an adapter is granted. */
 export async function webgpuProblem() {
   if (!('gpu' in navigator)) {

@@ -8,7 +8,8 @@ import { nativeJson, openPage, relativeError, waitForState } from './harness.mjs
 const native = nativeJson(['check', '--backend', 'cpu']);
 
 test('WebGPU in the page computes the gradient native code computes', async (t) => {
-  const page = await openPage(t, '?check=1');
+  // WebGPU asked for: on SwiftShader the page would otherwise choose the CPU engine.
+  const page = await openPage(t, '?check=1&backend=gpu');
   assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
 
   const report = await page.evaluate(() => window.clipagCheck);
@@ -38,4 +39,18 @@ test('without WebGPU the page says why and the CPU fallback works', async (t) =>
   const report = await page.evaluate(() => window.clipagCheck);
   assert.equal(report.device.backend, 'cpu');
   assert.ok(relativeError(report.grad, native.grad) <= 1e-5);
+});
+
+test('on a software adapter the page paints on the CPU engine, and says why', async (t) => {
+  // Issue 35: this machine's WebGPU is SwiftShader, about 190 s a step with the default views,
+  // where the CPU engine is far faster. Without `?backend=`, the page chooses the CPU.
+  const page = await openPage(t, '?check=1');
+  assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
+  assert.match(await page.textContent('#status'), /on the CPU/);
+  const said = await page.textContent('#device-info');
+  t.diagnostic(said);
+  assert.match(said, /swiftshader/i);
+  assert.match(said, /a software renderer on the CPU, slower than the CPU engine/);
+  const report = await page.evaluate(() => window.clipagCheck);
+  assert.equal(report.device.backend, 'cpu');
 });

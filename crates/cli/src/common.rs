@@ -16,7 +16,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// `gpu` (wgpu: Vulkan, Metal or DX12), `cpu` (burn-flex), or `auto`: the GPU if there
-    /// is one, else the CPU.
+    /// is one and it is not a software renderer (llvmpipe, lavapipe, SwiftShader), else the
+    /// CPU, which is faster than such a renderer on the same processor.
     #[arg(long, default_value = "auto")]
     pub backend: Backend,
 }
@@ -59,6 +60,14 @@ pub async fn open(backend: Backend) -> Result<device::Compute> {
         Backend::Gpu => device::open(device::BackendKind::Gpu).await,
         Backend::Cpu => device::open(device::BackendKind::Cpu).await,
         Backend::Auto => match device::open(device::BackendKind::Gpu).await {
+            Ok(compute) if compute.info.software => {
+                eprintln!(
+                    "note: the GPU adapter is {}, a software renderer on the CPU, slower than the CPU engine \
+                     (docs/performance.md); using the CPU (burn-flex). --backend gpu uses it anyway",
+                    compute.info.adapter
+                );
+                device::open(device::BackendKind::Cpu).await
+            }
             Ok(compute) => Ok(compute),
             Err(error) => {
                 eprintln!("note: {error}; using the CPU");

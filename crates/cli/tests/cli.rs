@@ -132,3 +132,22 @@ fn shapes_eval_writes_tables_grid_and_one_line_per_picture() {
     assert_eq!(got, expected);
     std::fs::remove_dir_all(out_dir).ok();
 }
+
+/// `--backend auto` (the default) takes the GPU only where it is one: on a software adapter
+/// (lavapipe here, where CI runs) it paints on the CPU engine, faster there, and says why.
+#[test]
+fn auto_prefers_the_cpu_engine_to_a_software_adapter_and_says_so() {
+    let check = clipag(&["check", "--backend", "gpu"]);
+    let software = match serde_json::from_slice::<serde_json::Value>(&check.stdout) {
+        Ok(report) => report["device"]["software"].as_bool().expect("the check reports whether the adapter is software"),
+        Err(_) => return eprintln!("no GPU adapter here: auto's choice between two engines is not tested"),
+    };
+    let out_png = temp_dir("auto").join("out.png");
+    let out = clipag(&[
+        "generate", "--prompt", "a red star", "--steps", "1", "--views", "1", "--patch-views", "0", "--candidates", "1",
+        "--out", out_png.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.contains("a software renderer on the CPU") && stderr.contains("using the CPU (burn-flex)"), software, "{stderr}");
+}
