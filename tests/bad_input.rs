@@ -234,3 +234,16 @@ fn overflowing_weights_and_ids_past_the_embeddings_are_errors() {
     let error = error_of(Model::load(&folder::read(&dir).unwrap(), &device));
     assert!(error.contains(&format!("a token with id {}", last + 1000)), "{error}");
 }
+
+/// A manifest names its files; one that lists a path or an address (`../`, `https://`) is
+/// refused by name (issue 35), whatever reads the folder.
+#[test]
+fn a_manifest_listing_a_path_or_an_address_is_refused() {
+    let files = folder::read(&converted("checkpoint.pt", Quantization::Q8)).unwrap();
+    for name in ["../../etc/passwd", "https://example.com/weights", "/etc/passwd", ".hidden"] {
+        let mut manifest = files.manifest.clone();
+        manifest.files.insert(name.into(), manifest::FileEntry::of(b"x"));
+        let error = error_of(manifest::Manifest::parse(&manifest.to_json()));
+        assert!(error.contains(&format!("lists '{name}'")), "{error}");
+    }
+}

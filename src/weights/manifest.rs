@@ -81,6 +81,10 @@ impl Manifest {
         if manifest.version != VERSION {
             return Err(Error::file(format!("manifest.json is format version {}; this build reads version {VERSION}", manifest.version)).at(MANIFEST));
         }
+        // A folder's files are named, never reached by a path or an address.
+        if let Some(name) = manifest.files.keys().find(|n| n.is_empty() || n.contains(['/', '\\', ':']) || n.starts_with('.')) {
+            return Err(Error::file(format!("manifest.json lists '{name}': a model folder's files are named, not given by a path or an address")).at(MANIFEST));
+        }
         for required in [WEIGHTS, TOKENIZER] {
             if !manifest.files.contains_key(required) {
                 return Err(Error::file(format!("manifest.json lists no {required}")).at(MANIFEST));

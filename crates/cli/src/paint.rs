@@ -83,7 +83,8 @@ pub async fn run(command: Command) -> Result<()> {
 async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path) -> Result<()> {
     let started = std::time::Instant::now();
     let mut generator = Generator::new(model, settings).await?;
-    let mut snapshots = vec![generator.current().clone()];
+    // Kept only for --frames: a long run would otherwise hold every snapshot it passed.
+    let mut snapshots = if frames.is_some() { vec![generator.current().clone()] } else { Vec::new() };
     eprintln!("start: score {:.4}", generator.current_score());
     if trace {
         println!("{}", json(&serde_json::json!({ "step": 0, "score": generator.current_score() })));
@@ -101,7 +102,7 @@ async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<
             "\r[{}{}] {}/{} score {:.4} best {:.4} ({rate:.2} steps/s) ",
             "=".repeat(done), " ".repeat(width - done), report.step, report.steps, report.score, report.best_score
         );
-        if report.snapshot {
+        if report.snapshot && frames.is_some() {
             snapshots.push(generator.current().clone());
         }
         if report.done {
