@@ -132,3 +132,21 @@ fn an_open_vocabulary_reads_every_word() {
     assert!(tokenizer.words().is_none());
     assert!(tokenizer.notes(&tokenizer.encode("a cat on the moon").unwrap()).is_empty());
 }
+
+/// Found by fuzzing (tools/fuzz.sh folder): a tokenizer.json with a control character inside
+/// its "decoder" made the tokenizers crate panic, which in the page ends the engine. Refused.
+#[test]
+fn a_tokenizer_json_that_made_the_tokenizers_crate_panic_is_refused() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz-tokenizer-control-character.json")).unwrap();
+    let error = Tokenizer::from_json(&bytes, 77).err().expect("an error").to_string();
+    assert!(error.contains("not a tokenizer: not JSON"), "{error}");
+}
+
+/// Found by fuzzing too: a template post-processor naming a special token it does not define
+/// made the tokenizers crate panic at the first encode. Refused when the file is read.
+#[test]
+fn a_template_naming_an_undefined_special_token_is_refused() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fuzz-tokenizer-undefined-special-token.json")).unwrap();
+    let error = Tokenizer::from_json(&bytes, 77).err().expect("an error").to_string();
+    assert!(error.contains("uses the special token") && error.contains("which it does not define"), "{error}");
+}

@@ -39,8 +39,37 @@ pub struct Tokens {
     pub unknown: Vec<String>,
 }
 
+/// A special token some template post-processor in `json` uses without defining it, if any:
+/// each object with a `special_tokens` map and `single` / `pair` templates is checked.
+fn undefined_template_token(json: &serde_json::Value) -> Option<String> {
+    match json {
+        serde_json::Value::Array(items) => items.iter().find_map(undefined_template_token),
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(defined)) = map.get("special_tokens") {
+                let used = ["single", "pair"].iter().filter_map(|k| map.get(*k)?.as_array()).flatten();
+                for piece in used {
+                    if let Some(id) = piece.get("SpecialToken").and_then(|t| t.get("id")).and_then(|id| id.as_str()) {
+                        if !defined.contains_key(id) {
+                            return Some(id.to_string());
+                        }
+                    }
+                }
+            }
+            map.values().find_map(undefined_template_token)
+        }
+        _ => None,
+    }
+}
+
 impl Tokenizer {
     pub fn from_json(bytes: &[u8], context_length: usize) -> Result<Self> {
+        // The tokenizers crate panics (in the page, the engine's end) on two kinds of file that
+        // fuzzing found: malformed JSON inside its "decoder" (an `expect`), and a template
+        // post-processor naming a special token it does not define (at the first encode).
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::file(format!("not a tokenizer: not JSON ({e})")))?;
+        if let Some(token) = undefined_template_token(&json) {
+            return Err(Error::file(format!("not a tokenizer: its post-processor's template uses the special token '{token}', which it does not define")));
+        }
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::file(format!("not a tokenizer: {e}")))?;
         let end = inner
