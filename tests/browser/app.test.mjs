@@ -163,6 +163,36 @@ test('with the network off, a second visit paints again from the caches', async 
   assert.match(await page.textContent('#cached'), /tiny q8/);
 });
 
+test('a corrupt entry already in the cache is found by its sha256, dropped and fetched again', async (t) => {
+  // Issue 35: the cache was trusted as it was; a damaged entry failed on every visit.
+  const url = `?prompt=a+blue+square&steps=1&${quick}&model=/test-models/tiny-q8/&autostart=1`;
+  const page = await openPage(t, url, { mounts });
+  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  const weights = new URL('/test-models/tiny-q8/weights.safetensors', page.url()).href;
+  const sizes = await page.evaluate(async (weights) => {
+    const cache = await caches.open('clipag-models-v1');
+    const good = new Uint8Array(await (await cache.match(weights)).arrayBuffer());
+    const bad = good.slice();
+    bad[bad.length >> 1] ^= 0x40;
+    await cache.put(weights, new Response(bad));
+    return good.length;
+  }, weights);
+  await page.reload();
+  assert.equal(await waitForState(page, ['idle', 'error']), 'idle', await page.textContent('#status'));
+  await page.getByRole('button', { name: 'Generate' }).click();
+  assert.equal(await waitForState(page, ['done', 'error']), 'done', await page.textContent('#status'));
+  // The entry now in the cache is the site's file again.
+  const served = await page.evaluate(async (weights) => (await (await fetch(weights, { cache: 'no-store' })).arrayBuffer()).byteLength, weights);
+  const same = await page.evaluate(async (weights) => {
+    const digest = async (buffer) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', buffer))].join(',');
+    const cached = await (await (await caches.open('clipag-models-v1')).match(weights)).arrayBuffer();
+    const site = await (await fetch(weights, { cache: 'no-store' })).arrayBuffer();
+    return (await digest(cached)) === (await digest(site));
+  }, weights);
+  assert.equal(served, sizes);
+  assert.ok(same, 'the cached weights are the site\'s again');
+});
+
 test('a corrupt model folder gives a clear error and nothing is cached', async (t) => {
   const page = await openPage(t, `?prompt=a+cat&steps=3&${quick}&model=/test-models/corrupt/&autostart=1`, { mounts });
   assert.equal(await waitForState(page, ['done', 'error']), 'error');
