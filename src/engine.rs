@@ -136,7 +136,6 @@ impl Model {
     }
 }
 
-/// Reads a tensor back to the host (asynchronously: browsers cannot block on the GPU).
 /// `values`, if every one is finite. Finite weights can still overflow (a weight of 3e38
 /// does): such a model's results are an error, never a NaN passed on as a number.
 fn finite(what: &str, values: Vec<f32>) -> Result<Vec<f32>> {
@@ -146,6 +145,7 @@ fn finite(what: &str, values: Vec<f32>) -> Result<Vec<f32>> {
     }
 }
 
+/// Reads a tensor back to the host (asynchronously: browsers cannot block on the GPU).
 pub async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     let data = tensor
         .into_data_async()
