@@ -54,14 +54,30 @@ export function serve(dir, port = 0, mounts = {}) {
         file = join(file, 'index.html');
         info = await stat(file);
       }
-      res.writeHead(200, {
+      const headers = {
         'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
-        'Content-Length': info.size,
+        'Accept-Ranges': 'bytes',
         'Cache-Control': 'no-cache',
         'X-Content-Type-Options': 'nosniff',
-      });
-      if (req.method === 'HEAD') res.end();
-      else createReadStream(file).pipe(res);
+      };
+      // One range (`bytes=START-` or `START-END`), as static hosts answer it: the page takes
+      // a broken-off model download up where it stopped.
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      let [start, end, status] = [0, info.size - 1, 200];
+      if (range) {
+        start = Number(range[1]);
+        end = range[2] ? Math.min(Number(range[2]), info.size - 1) : info.size - 1;
+        if (start > end) {
+          res.writeHead(416, { 'Content-Range': `bytes */${info.size}` }).end();
+          return;
+        }
+        status = 206;
+        headers['Content-Range'] = `bytes ${start}-${end}/${info.size}`;
+      }
+      headers['Content-Length'] = end - start + 1;
+      res.writeHead(status, headers);
+      if (req.method === 'HEAD' || info.size === 0) res.end();
+      else createReadStream(file, { start, end }).pipe(res);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
     }
