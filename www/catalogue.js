@@ -9,6 +9,7 @@ const PICKERS = ['model', 'compare-model'];
 
 const entries = new Map(); // model id -> { name, base, twin? } or { name, files }
 const loaded = new Map(); // model id -> { manifest, device } once the engine holds it
+const notKept = new Map(); // model id -> why its download could not be kept
 
 /** Adds a model to the pickers (and selects it as the model to paint with). */
 export function addModel(id, entry, select = false) {
@@ -58,6 +59,9 @@ export async function refreshCached() {
     item.append(`${model.name} (${(model.bytes / 1e6).toFixed(1)} MB) `, remove);
     list.append(item);
   }
+  for (const [id, why] of notKept) {
+    list.append(Object.assign(document.createElement('li'), { textContent: `${entries.get(id).name} could not be kept (${why}): it paints from memory now and downloads again on the next visit.` }));
+  }
   if (!list.children.length) list.append(Object.assign(document.createElement('li'), { textContent: 'None yet.' }));
 }
 
@@ -80,6 +84,8 @@ export async function ensureLoaded(engine, id, backend, status) {
   if (!entry) throw new Error(`unknown model ${id}`);
   status(`Getting ${entry.name}…`);
   const files = entry.files ?? await fetchModel(entry.base, (p) => status(describeProgress(p)));
+  if (files.notKept) notKept.set(id, files.notKept);
+  else notKept.delete(id);
   $('progress').hidden = true;
   status(`Loading ${entry.name} onto the ${backend === 'gpu' ? 'GPU' : 'CPU'}…`);
   let result;

@@ -29,27 +29,55 @@ async function verify(manifest, name, buffer) {
   if (hash !== entry.sha256) throw new Error(`${name} does not match its sha256 in the manifest: the file is corrupt`);
 }
 
+/** How many times a download that breaks off is taken up again before the page gives up. */
+const RESUMES = 3;
+
+const megabytes = (n) => `${(n / 1e6).toFixed(1)} MB`;
+
 /**
- * Reads a response's body, reporting `{ file, loaded, total, bytesPerSecond }` as it streams,
- * and no more of it than the `total` bytes the manifest declares: a server that sends more is
- * stopped there, not held in memory.
+ * Downloads `url` (file `file` of a model, `total` bytes by its manifest), reporting
+ * `{ file, loaded, total, bytesPerSecond }` as it streams. A connection that breaks off is
+ * taken up where it stopped (a Range request; a server that ignores it sends the whole file,
+ * which starts the count again), up to RESUMES times. No more than `total` bytes are held: a
+ * server sending more is stopped there.
  */
-async function readWithProgress(response, file, total, onProgress) {
+async function download(url, file, total, onProgress) {
   const started = performance.now();
-  const reader = response.body.getReader();
-  const chunks = [];
+  let chunks = [];
   let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    if (loaded > total) {
-      await reader.cancel().catch(() => {});
-      throw new Error(`${file} is larger than the ${total} bytes its manifest says: the file was replaced`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const response = await fetch(url, { cache: 'no-store', headers: loaded ? { Range: `bytes=${loaded}-` } : {} });
+      if (!response.ok) throw Object.assign(new Error(`${file} could not be downloaded (${response.status})`), { final: true });
+      if (loaded && !(response.status === 206 && response.headers.get('Content-Range')?.startsWith(`bytes ${loaded}-`))) {
+        chunks = [];
+        loaded = 0;
+      }
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        loaded += value.byteLength;
+        if (loaded > total) {
+          await reader.cancel().catch(() => {});
+          throw Object.assign(new Error(`${file} is larger than the ${total} bytes its manifest says: the file was replaced`), { final: true });
+        }
+        const seconds = (performance.now() - started) / 1000;
+        onProgress({ file, loaded, total, bytesPerSecond: seconds > 0 ? loaded / seconds : 0 });
+      }
+      if (loaded === total) break;
+      throw new Error(`the server ended it after ${megabytes(loaded)} of ${megabytes(total)}`);
+    } catch (error) {
+      if (error.final) throw error;
+      if (attempt === RESUMES) {
+        const what = loaded ? `stopped arriving after ${megabytes(loaded)} of ${megabytes(total)}` : 'could not be downloaded';
+        throw new Error(`${file} ${what} (${error.message}; tried ${RESUMES + 1} times), and nothing was kept. ` +
+          'Check the connection and press Generate to try again.');
+      }
+      console.warn(`${file} broke off after ${loaded} bytes (${error.message}); taking it up again`);
+      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
     }
-    const seconds = (performance.now() - started) / 1000;
-    onProgress({ file, loaded, total, bytesPerSecond: seconds > 0 ? loaded / seconds : 0 });
   }
   const bytes = new Uint8Array(loaded);
   let at = 0;
@@ -60,11 +88,6 @@ async function readWithProgress(response, file, total, onProgress) {
   return bytes.buffer;
 }
 
-/**
- * Fetches a model folder at `base` (a URL ending in '/'): from the cache when it is there
- * whole, else from the network, verified, then cached. Resolves to
- * `{ manifest (text), weights, tokenizer (ArrayBuffers), fromCache }`.
- */
 /** The models' cache, or null where the browser has none (an insecure origin) or refuses it. */
 async function openCache() {
   if (!globalThis.caches) return null;
@@ -104,6 +127,12 @@ async function currentManifest(base) {
   }
 }
 
+/**
+ * Fetches a model folder at `base` (a URL ending in '/'): from the cache when it is there
+ * whole, else from the network, verified, then cached. Resolves to
+ * `{ manifest (text), weights, tokenizer (ArrayBuffers), fromCache, notKept }`, `notKept`
+ * saying why a download could not be cached (it is used from memory all the same).
+ */
 export async function fetchModel(base, onProgress = () => {}) {
   checkOrigin(base);
   const cache = await openCache();
@@ -134,26 +163,26 @@ export async function fetchModel(base, onProgress = () => {}) {
   }
   const buffers = {};
   for (const name of FILES) {
-    const response = await fetch(url(name), { cache: 'no-store' });
-    if (!response.ok) throw new Error(`${name} could not be downloaded (${response.status})`);
     const declared = manifest.files?.[name]?.bytes;
     if (!Number.isSafeInteger(declared) || declared < 0) throw new Error(`manifest.json gives ${name} no size`);
-    buffers[name] = await readWithProgress(response, name, declared, onProgress);
+    buffers[name] = await download(url(name), name, declared, onProgress);
     await verify(manifest, name, buffers[name]);
   }
   // Everything arrived whole: keep it, the manifest last (a model is listed as cached only
   // when all three files are). Failing to keep it (storage full) costs the next visit a
   // download, not this one its model.
+  let notKept = cache ? null : 'this browser offers the page no storage';
   if (cache) {
     try {
       for (const name of FILES) await cache.put(url(name), new Response(buffers[name]));
       await cache.put(url('manifest.json'), new Response(manifestText, { headers: { 'Content-Type': 'application/json' } }));
     } catch (error) {
+      notKept = error.name === 'QuotaExceededError' ? 'the browser refused the space (its storage for this site is full)' : error.message;
       console.warn(`${base} could not be kept for offline use: ${error.message}`);
       await removeCachedModel(base).catch(() => {});
     }
   }
-  return { manifest: manifestText, weights: buffers[FILES[0]], tokenizer: buffers[FILES[1]], fromCache: false };
+  return { manifest: manifestText, weights: buffers[FILES[0]], tokenizer: buffers[FILES[1]], fromCache: false, notKept };
 }
 
 /** A model folder picked from disk (its three files), verified like a download. */
