@@ -312,6 +312,14 @@ async function main() {
   if ('serviceWorker' in navigator && location.protocol !== 'file:') {
     navigator.serviceWorker.register(new URL('../sw.js', import.meta.url), { scope: new URL('../', import.meta.url).pathname })
       .catch((error) => console.warn('offline support is unavailable:', error.message));
+    // A new build's worker takes over at once (sw.js); this page keeps the engine and
+    // scripts it started with, so a run goes on, and the visitor is told a reload brings
+    // the new version. The first worker taking over a first visit is no news.
+    let controlled = Boolean(navigator.serviceWorker.controller);
+    navigator.serviceWorker.addEventListener('controllerchange', () => {
+      if (controlled) $('update').hidden = false;
+      controlled = true;
+    });
   }
 
   // `?backend=cpu` or `gpu` is the visitor's choice; without one the page chooses.

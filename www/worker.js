@@ -19,7 +19,7 @@
 // unusable: start a new worker) or 'error' for the worker's own.
 
 import init, { Model, defaultSettings, deviceCheck, encodeGif } from '../pkg/clipag.js';
-import { installWebGpuShim } from './webgpu-shim.js';
+import { deviceLoss, installWebGpuShim } from './webgpu-shim.js';
 
 installWebGpuShim();
 const ready = init();
@@ -27,9 +27,15 @@ const models = new Map();
 const runs = new Map();
 let nextRun = 1;
 
-function kindOf(error) {
-  if (typeof error?.kind === 'string') return error.kind;
-  return error instanceof WebAssembly.RuntimeError ? 'fatal' : 'error';
+/** How long a failed call waits for a device loss to be reported before it is believed not to be one. */
+const LOSS_WAIT_MS = 500;
+
+async function kindOf(error) {
+  const kind = typeof error?.kind === 'string' ? error.kind : error instanceof WebAssembly.RuntimeError ? 'fatal' : 'error';
+  // A step whose device went away fails as an internal error (a read-back that could not be
+  // mapped) before the loss is reported: named for what it is, the page starts a new engine.
+  if (kind === 'internal' && await deviceLoss(LOSS_WAIT_MS)) return 'device-lost';
+  return kind;
 }
 
 const handlers = {
@@ -85,7 +91,9 @@ self.onmessage = async ({ data }) => {
     const { transfer = [], ...result } = await handlers[data.type](data);
     self.postMessage({ id: data.id, ...result }, transfer);
   } catch (error) {
-    const message = String(error?.message ?? error);
-    self.postMessage({ id: data.id, error: message, kind: kindOf(error), path: error?.path });
+    const kind = await kindOf(error);
+    // A lost device is told by the browser's reason, not by the failure it caused.
+    const message = (kind === 'device-lost' && await deviceLoss()) || String(error?.message ?? error);
+    self.postMessage({ id: data.id, error: message, kind, path: error?.path });
   }
 };

@@ -4,6 +4,7 @@
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { createServer, request } from 'node:http';
 import { serve } from '../../tools/serve.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -21,12 +22,40 @@ const ARGS = [
 ];
 
 /**
+ * Puts a server in front of `server` that asks `intercept(req, res)` first: it answers the
+ * request itself (a fault) by returning true; otherwise the request goes through.
+ */
+async function front(server, intercept) {
+  const target = new URL(server.url);
+  const proxy = createServer((req, res) => {
+    if (intercept(req, res)) return;
+    const onward = request({ hostname: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    onward.on('error', () => res.destroy());
+    req.pipe(onward);
+  });
+  await new Promise((listening) => proxy.listen(0, '127.0.0.1', listening));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}/`,
+    close: async () => {
+      proxy.closeAllConnections();
+      await new Promise((closed) => proxy.close(closed));
+      await server.close();
+    },
+  };
+}
+
+/**
  * Opens `path` of the served site in a fresh browser; everything is closed after test `t`.
  * `before(page)` runs before navigation (to install init scripts, say); `mounts` serves
- * more folders (`{ '/test-models/': dir }`).
+ * more folders (`{ '/test-models/': dir }`); `dist` serves another build than CLIPAG_DIST;
+ * `intercept(req, res)` sees each request first and may answer it itself (see `front`).
  */
-export async function openPage(t, path = '', { before, mounts } = {}) {
-  const server = await serve(DIST, 0, mounts);
+export async function openPage(t, path = '', { before, mounts, dist = DIST, intercept } = {}) {
+  let server = await serve(dist, 0, mounts);
+  if (intercept) server = await front(server, intercept);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   t.after(async () => {
     await browser.close();
