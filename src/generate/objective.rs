@@ -179,8 +179,8 @@ fn rival_cross_entropy(prompts: Tensor<2>, rivals: Tensor<2>) -> Tensor<2> {
     (own.clone().exp() + rivals).log() - own
 }
 
-/// Rows scaled to unit length.
-fn unit(x: Tensor<2>) -> Tensor<2> {
+/// Rows scaled to unit length (embeddings, before a cosine).
+pub fn unit(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
 }

@@ -34,12 +34,12 @@ pub fn read(dir: &Path) -> Result<ModelFiles> {
     let manifest_path = dir.join(manifest::MANIFEST);
     let manifest = String::from_utf8(read(manifest::MANIFEST, MAX_MANIFEST_BYTES)?)
         .map_err(|_| Error::file("not UTF-8").at(manifest_path.display()))?;
-    let declared = Manifest::parse(&manifest).map_err(|e| e.at(manifest_path.display()))?;
-    // A file the manifest does not list is left unread: `ModelFiles::new` names what is missing.
-    let listed = |name: &str| declared.files.get(name).map_or(Ok(Vec::new()), |f| read(name, f.bytes));
-    // The files name themselves by their names in the folder; on disk, the folder is known.
+    let manifest = Manifest::parse(&manifest).map_err(|e| e.at(manifest_path.display()))?;
+    // `Manifest::parse` has checked that both files are listed, with their sizes.
+    let listed = |name: &str| read(name, manifest.files[name].bytes);
     let (weights, tokenizer) = (listed(manifest::WEIGHTS)?, listed(manifest::TOKENIZER)?);
-    ModelFiles::new(&manifest, weights, tokenizer).map_err(|e| e.under(dir))
+    // The files name themselves by their names in the folder; on disk, the folder is known.
+    ModelFiles::verified(manifest, weights, tokenizer).map_err(|e| e.under(dir))
 }
 
 /// What describes a model besides its weights.

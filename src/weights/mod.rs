@@ -36,7 +36,11 @@ pub struct ModelFiles {
 
 impl ModelFiles {
     pub fn new(manifest_json: &str, weights: Vec<u8>, tokenizer: Vec<u8>) -> Result<Self> {
-        let manifest = Manifest::parse(manifest_json)?;
+        Self::verified(Manifest::parse(manifest_json)?, weights, tokenizer)
+    }
+
+    /// The files of an already parsed manifest, checked against it.
+    pub fn verified(manifest: Manifest, weights: Vec<u8>, tokenizer: Vec<u8>) -> Result<Self> {
         manifest.verify(manifest::WEIGHTS, &weights)?;
         manifest.verify(manifest::TOKENIZER, &tokenizer)?;
         Ok(Self { manifest, weights, tokenizer })

@@ -4,6 +4,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::Drawn;
+pub(super) use clipag::generate::objective::unit;
 use clipag::{Error, Result};
 
 /// What the robust twin's adversarial steps minimise, and their attack maximises.
@@ -54,11 +55,6 @@ pub(super) fn fit_targets(drawn: &Drawn, device: &Device) -> Tensor<2> {
         row.iter_mut().for_each(|v| *v /= total);
     }
     Tensor::from_data(TensorData::new(data, [n, n]), device)
-}
-
-pub(super) fn unit(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
-    x / norm
 }
 
 /// Soft-target cross-entropy over rows, averaged.
