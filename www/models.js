@@ -148,7 +148,12 @@ export async function fetchModel(base, onProgress = () => {}) {
     ]);
     const fresh = online === null || online === manifest;
     // A cached file is checked as a download is: a corrupt entry is dropped and fetched again.
-    const sound = fresh && await Promise.all([verify(JSON.parse(manifest), FILES[0], weights), verify(JSON.parse(manifest), FILES[1], tokenizer)])
+    const check = async () => {
+      const parsed = JSON.parse(manifest);
+      await verify(parsed, FILES[0], weights);
+      await verify(parsed, FILES[1], tokenizer);
+    };
+    const sound = fresh && await check()
       .then(() => true, (error) => (console.warn(`${base}: the cached copy is dropped: ${error.message}`), false));
     if (sound) return { manifest, weights, tokenizer, fromCache: true };
     await removeCachedModel(base).catch(() => {});
