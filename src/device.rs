@@ -44,6 +44,9 @@ pub struct DeviceInfo {
     /// lavapipe, SwiftShader, WARP): wgpu through it is far slower than burn-flex on the same
     /// CPU (docs/performance.md: 4.8 s against 0.58 s a Shapes step at 64 views).
     pub software: bool,
+    /// Whether the adapter does not say what it is (a virtual GPU, a device type of "other"):
+    /// it may be slower than the CPU engine or far faster; only timing a step tells.
+    pub unclear: bool,
 }
 
 /// A device ready for tensors, with autodiff enabled.
@@ -65,6 +68,7 @@ pub async fn open(kind: BackendKind) -> Result<Compute> {
                 api: "cpu".into(),
                 driver: String::new(),
                 software: false,
+                unclear: false,
             },
         }),
         BackendKind::Gpu => gpu::open().await,
@@ -74,8 +78,11 @@ pub async fn open(kind: BackendKind) -> Result<Compute> {
 fn gpu_info(setup: &burn::tensor::wgpu::WgpuSetup) -> DeviceInfo {
     let info = setup.adapter.get_info();
     let named = |name: &str| ["llvmpipe", "lavapipe", "swiftshader", "microsoft basic render"].iter().any(|s| name.to_lowercase().contains(s));
+    use burn::tensor::wgpu::wgpu::DeviceType;
+    let software = info.device_type == DeviceType::Cpu || named(&info.name) || named(&info.driver);
     DeviceInfo {
-        software: info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu || named(&info.name) || named(&info.driver),
+        software,
+        unclear: !software && matches!(info.device_type, DeviceType::Other | DeviceType::VirtualGpu),
         backend: BackendKind::Gpu,
         adapter: info.name,
         api: format!("{:?}", info.backend),

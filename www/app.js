@@ -3,8 +3,8 @@
 // steps run.js; this file keeps the page's state in `document.body.dataset.state` (idle,
 // loading, running, done, error) and shows every step.
 
-import { createEngine, softwareAdapter, webgpuProblem } from './engine.js';
-import { addModel, ensureLoaded, entryOf, forgetLoaded, manifestOf, modelId, refreshCached } from './catalogue.js';
+import { adapterUnclear, createEngine, softwareAdapter, webgpuProblem } from './engine.js';
+import { addModel, ensureLoaded, entryOf, filesOf, forgetLoaded, manifestOf, modelId, refreshCached } from './catalogue.js';
 import { applyParams, applySwitchParams, chosenModels, request, shareUrl, showDefaults } from './form.js';
 import { readModelFiles, builtInModels } from './models.js';
 import { MAX_FRAMES, Painting } from './run.js';
@@ -17,6 +17,10 @@ const plot = new ScorePlot($('plot'));
 let backend = 'gpu';
 /** Why the page chose the engine it paints with, when it chose for the visitor. */
 let backendChoice = null;
+/** Whether the first Generate times a step on each engine first (the adapter is unclear). */
+let timeEngines = false;
+/** The views of the step timed on each engine (the built-in model's own number). */
+const TIMED_VIEWS = 16;
 let engine;
 let current; // the Painting in progress
 
@@ -39,6 +43,23 @@ function restartEngine() {
   engine?.terminate();
   engine = createEngine();
   forgetLoaded();
+}
+
+/**
+ * Loads model `id` on each engine in turn, times a step on each and paints on the faster
+ * from now on, saying which and why under "Your device".
+ */
+async function chooseByTiming(id) {
+  timeEngines = false;
+  const files = await filesOf(id, (message) => setState('loading', message));
+  setState('loading', 'Timing a step on WebGPU and on the CPU, to paint on the faster…');
+  const { seconds } = await engine.call({ type: 'time', files, backends: ['gpu', 'cpu'], views: TIMED_VIEWS });
+  backend = seconds.gpu <= seconds.cpu ? 'gpu' : 'cpu';
+  const figure = (s) => `${s.toFixed(3)} s`;
+  backendChoice = `This browser does not say what its WebGPU adapter is, so a step of ${TIMED_VIEWS} views was timed on ` +
+    `each engine: ${figure(seconds.gpu)} on WebGPU, ${figure(seconds.cpu)} on the CPU; the page paints on ` +
+    `${backend === 'gpu' ? 'WebGPU' : 'the CPU (burn-flex)'}. Add ?backend=gpu or ?backend=cpu to the address to choose.`;
+  $('device-info').textContent = backendChoice;
 }
 
 async function load(id) {
@@ -137,6 +158,7 @@ async function generate() {
   $('run-b').hidden = ids.length < 2;
   document.body.dataset.compare = String(ids.length > 1);
   try {
+    if (timeEngines) await chooseByTiming(ids[0]);
     for (const id of ids) await load(id);
     const file = $('start-image').files[0];
     const startImage = file ? await file.arrayBuffer() : undefined;
@@ -328,6 +350,7 @@ async function main() {
   if (backend === 'gpu') {
     const problem = await webgpuProblem();
     const software = problem || asked === 'gpu' ? null : await softwareAdapter();
+    timeEngines = !problem && !asked && !software && await adapterUnclear();
     if (software) {
       backend = 'cpu';
       backendChoice = `WebGPU here is ${software}, a software renderer on the CPU, slower than the ` +

@@ -75,11 +75,10 @@ function describeProgress({ file, loaded: done, total, bytesPerSecond }) {
 }
 
 /**
- * Makes sure `engine` holds model `id` on `backend`, downloading (or reading from the cache)
- * first; `status(message)` hears what is happening. Resolves to `{ manifest, device }`.
+ * Model `id`'s files `{ manifest, weights, tokenizer, fromCache }`: downloaded (or read from
+ * the cache), or as they were chosen from disk; `status(message)` hears the progress.
  */
-export async function ensureLoaded(engine, id, backend, status) {
-  if (loaded.has(id)) return loaded.get(id);
+export async function filesOf(id, status) {
   const entry = entries.get(id);
   if (!entry) throw new Error(`unknown model ${id}`);
   status(`Getting ${entry.name}…`);
@@ -87,6 +86,17 @@ export async function ensureLoaded(engine, id, backend, status) {
   if (files.notKept) notKept.set(id, files.notKept);
   else notKept.delete(id);
   $('progress').hidden = true;
+  return files;
+}
+
+/**
+ * Makes sure `engine` holds model `id` on `backend`, downloading (or reading from the cache)
+ * first; `status(message)` hears what is happening. Resolves to `{ manifest, device }`.
+ */
+export async function ensureLoaded(engine, id, backend, status) {
+  if (loaded.has(id)) return loaded.get(id);
+  const entry = entries.get(id);
+  const files = await filesOf(id, status);
   status(`Loading ${entry.name} onto the ${backend === 'gpu' ? 'GPU' : 'CPU'}…`);
   let result;
   try {

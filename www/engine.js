@@ -57,6 +57,17 @@ export async function softwareAdapter() {
   return null;
 }
 
+/**
+ * Whether the WebGPU adapter does not say what it is (a browser may withhold every name):
+ * it may be slower than the CPU engine or far faster, and only timing a step tells.
+ */
+export async function adapterUnclear() {
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  if (!adapter) return false;
+  const info = adapter.info ?? {};
+  return ![info.vendor, info.architecture, info.device, info.description].some(Boolean);
+}
+
 /** Why WebGPU is unusable here, or null when an adapter is granted. */
 export async function webgpuProblem() {
   if (!('gpu' in navigator)) {

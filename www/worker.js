@@ -11,6 +11,8 @@
 //   { type: 'gif', frames, size, delay }            -> { gif }
 //   { type: 'stop', run }                           -> {}
 //   { type: 'check', backend }                      -> the device check's report
+//   { type: 'time', files, backends, views }        -> { seconds: { [backend]: s a step } }
+//     (the model loaded on each backend in turn, a step timed after one that compiles)
 //   { type: 'defaults', manifest }                  -> the settings a generation takes unsent
 //     (the model's recommended ones, else the paper's; nothing is loaded)
 // A failure answers { error, kind, path? }: kind is the engine's own (its ErrorKind names:
@@ -76,6 +78,18 @@ const handlers = {
     runs.get(run)?.free();
     runs.delete(run);
     return {};
+  },
+  async time({ files, backends, views }) {
+    const seconds = {};
+    for (const backend of backends) {
+      const model = await Model.load(files.manifest, new Uint8Array(files.weights), new Uint8Array(files.tokenizer), backend);
+      try {
+        seconds[backend] = (await model.bench(views, 1, 1)).seconds_per_step;
+      } finally {
+        model.free();
+      }
+    }
+    return { seconds };
   },
   async check({ backend }) {
     return deviceCheck(backend);

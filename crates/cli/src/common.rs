@@ -15,9 +15,11 @@ pub struct ModelArgs {
     /// built-in Shapes (robust) model, which this binary carries.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// `gpu` (wgpu: Vulkan, Metal or DX12), `cpu` (burn-flex), or `auto`: the GPU if there
-    /// is one and it is not a software renderer (llvmpipe, lavapipe, SwiftShader), else the
-    /// CPU, which is faster than such a renderer on the same processor.
+    /// `gpu` (wgpu: Vulkan, Metal or DX12), `cpu` (burn-flex), `fastest` (a step timed on
+    /// each, the faster kept), or `auto`: the GPU if there is one and it is not a software
+    /// renderer (llvmpipe, lavapipe, SwiftShader), else the CPU, which is faster than such a
+    /// renderer on the same processor; an adapter that does not say what it is (a virtual
+    /// GPU) is timed, as `fastest` does.
     #[arg(long, default_value = "auto")]
     pub backend: Backend,
 }
@@ -27,7 +29,11 @@ pub enum Backend {
     Auto,
     Gpu,
     Cpu,
+    Fastest,
 }
+
+/// The views of the step `fastest` times on each engine (the built-in model's own number).
+const TIMED_VIEWS: usize = 16;
 
 /// Data as one line of JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> String {
@@ -52,14 +58,48 @@ pub async fn load(args: &ModelArgs) -> Result<Model> {
         None => builtin_model()?,
     };
     Settings::check_recommendation(files.manifest.recommended.as_ref())?;
-    Model::load(&files, &open(args.backend).await?.device)
+    let gpu = match args.backend {
+        Backend::Fastest => Some(device::open(device::BackendKind::Gpu).await),
+        Backend::Auto => match device::open(device::BackendKind::Gpu).await {
+            Ok(gpu) if gpu.info.unclear => Some(Ok(gpu)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match gpu {
+        Some(Ok(gpu)) => fastest(&files, gpu).await,
+        Some(Err(error)) => {
+            eprintln!("note: {error}; using the CPU");
+            Model::load(&files, &device::open(device::BackendKind::Cpu).await?.device)
+        }
+        None => Model::load(&files, &open(args.backend).await?.device),
+    }
 }
 
+/// Loads `files` on the GPU and on the CPU, times one step on each (after one that compiles
+/// the kernels) and keeps the faster, saying on stderr which and by how much.
+async fn fastest(files: &ModelFiles, gpu: device::Compute) -> Result<Model> {
+    let cpu = device::open(device::BackendKind::Cpu).await?;
+    let mut timed = Vec::new();
+    for compute in [gpu, cpu] {
+        let model = std::rc::Rc::new(Model::load(files, &compute.device)?);
+        let figures = clipag::bench::measure(&model, TIMED_VIEWS, 1, 1).await?;
+        timed.push((figures.seconds_per_step, compute.info.adapter, model));
+    }
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (fast, chosen, model) = timed.remove(0);
+    let (slow, other, _) = &timed[0];
+    eprintln!("note: a step of {TIMED_VIEWS} views took {fast:.3} s on {chosen} and {slow:.3} s on {other}: using {chosen}");
+    std::rc::Rc::try_unwrap(model).map_err(|_| Error::Internal("the timed model is still in use".into()))
+}
+
+/// The device `backend` names. With no model to time, `fastest` and an unclear adapter under
+/// `auto` take the GPU (`load` times them).
 pub async fn open(backend: Backend) -> Result<device::Compute> {
     match backend {
         Backend::Gpu => device::open(device::BackendKind::Gpu).await,
         Backend::Cpu => device::open(device::BackendKind::Cpu).await,
-        Backend::Auto => match device::open(device::BackendKind::Gpu).await {
+        Backend::Auto | Backend::Fastest => match device::open(device::BackendKind::Gpu).await {
             Ok(compute) if compute.info.software => {
                 eprintln!(
                     "note: the GPU adapter is {}, a software renderer on the CPU, slower than the CPU engine \

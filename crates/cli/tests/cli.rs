@@ -151,3 +151,28 @@ fn auto_prefers_the_cpu_engine_to_a_software_adapter_and_says_so() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr.contains("a software renderer on the CPU") && stderr.contains("using the CPU (burn-flex)"), software, "{stderr}");
 }
+
+/// `--backend fastest` (and `auto` on an adapter that does not say what it is) times a step
+/// on each engine and paints on the faster, naming both times.
+#[test]
+fn fastest_times_a_step_on_each_engine_and_keeps_the_faster() {
+    let check = clipag(&["check", "--backend", "gpu"]);
+    if !check.status.success() {
+        return eprintln!("no GPU adapter here: fastest has one engine to time");
+    }
+    let out_png = temp_dir("fastest").join("out.png");
+    let out = clipag(&[
+        "generate", "--backend", "fastest", "--prompt", "a red star", "--steps", "1", "--views", "1", "--patch-views", "0",
+        "--candidates", "1", "--out", out_png.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr.lines().find_map(|l| l.strip_prefix("note: a step of 16 views took ")).unwrap_or_else(|| panic!("{stderr}"));
+    let (fast, rest) = line.split_once(" s on ").unwrap();
+    let (chosen, rest) = rest.split_once(" and ").unwrap();
+    let (slow, rest) = rest.split_once(" s on ").unwrap();
+    let (_, using) = rest.split_once(": using ").unwrap();
+    assert!(fast.parse::<f64>().unwrap() <= slow.parse::<f64>().unwrap(), "the faster is named first: {line}");
+    assert_eq!(using, chosen, "{line}");
+    assert!(out_png.exists());
+}
