@@ -23,16 +23,23 @@ const { values: options } = parseArgs({
 const steps = Number(options.steps);
 const every = Number(options.every);
 
-/** Resident bytes of this process's descendants (the browser and all its processes). */
+/**
+ * Resident bytes of this process's descendants (the browser and all its processes), in all
+ * and by Chromium's process type (`browser`, `renderer`, `gpu-process`, `utility`, ...).
+ */
 function browserRss() {
   const parent = new Map();
   const rss = new Map();
+  const type = new Map();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       parent.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
       rss.set(pid, line ? Number(line.split(/\s+/)[1]) * 1024 : 0);
+      // Chromium rewrites its processes' titles, so the arguments may be split by spaces.
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
+      type.set(pid, args.find((a) => a.startsWith('--type='))?.slice(7) ?? 'browser');
     } catch {
       // the process ended while it was read
     }
@@ -41,7 +48,14 @@ function browserRss() {
     for (let p = pid; p && p !== '0'; p = parent.get(p)) if (p === String(process.pid)) return true;
     return false;
   };
-  return [...rss].filter(([pid]) => pid !== String(process.pid) && ours(pid)).reduce((sum, [, bytes]) => sum + bytes, 0);
+  const byType = {};
+  let total = 0;
+  for (const [pid, bytes] of rss) {
+    if (pid === String(process.pid) || !ours(pid)) continue;
+    total += bytes;
+    byType[type.get(pid)] = (byType[type.get(pid)] ?? 0) + bytes;
+  }
+  return { total, byType };
 }
 
 const server = await serve(process.env.CLIPAG_DIST ?? 'dist', 0);
@@ -79,13 +93,14 @@ try {
       return { wasm: memoryBytes(), buffers: self.gpuBuffers.size, bufferBytes: bytes };
     });
     const heap = await page.evaluate(() => performance.memory.usedJSHeapSize);
-    return { step, ...engine, heap, rss: browserRss() };
+    const { total, byType } = browserRss();
+    return { step, ...engine, heap, rss: total, byType };
   };
   const started = Date.now();
   await page.getByRole('button', { name: 'Generate' }).click();
   const samples = [];
   const mb = (n) => (n / 1e6).toFixed(1).padStart(8);
-  console.log(' step  wasm MB  page heap MB  GPU buffers  (MB)  browser RSS MB  seconds');
+  console.log(' step  wasm MB  page heap MB  GPU buffers  (MB)  browser RSS MB  seconds  RSS MB by process');
   for (let next = every; next <= steps; next += every) {
     await page.waitForFunction(
       (n) => parseInt(document.getElementById('stat-step').textContent, 10) >= n || document.body.dataset.state === 'error',
@@ -94,7 +109,8 @@ try {
     if (await page.evaluate(() => document.body.dataset.state === 'error')) throw new Error(await page.textContent('#status'));
     const s = await sample(next);
     samples.push(s);
-    console.log(`${String(s.step).padStart(5)} ${mb(s.wasm)}      ${mb(s.heap)}  ${String(s.buffers).padStart(6)} ${mb(s.bufferBytes)}  ${mb(s.rss)}  ${((Date.now() - started) / 1000).toFixed(0).padStart(7)}`);
+    console.log(`${String(s.step).padStart(5)} ${mb(s.wasm)}      ${mb(s.heap)}  ${String(s.buffers).padStart(6)} ${mb(s.bufferBytes)}  ${mb(s.rss)}  ${((Date.now() - started) / 1000).toFixed(0).padStart(7)}  ` +
+      Object.entries(s.byType).map(([k, v]) => `${k} ${mb(v).trim()}`).join(', '));
   }
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 0 });
   console.log(`device: ${await page.textContent('#device-info')}`);
