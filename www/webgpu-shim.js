@@ -23,9 +23,15 @@ const lossHeard = [];
 export function deviceLoss(waitMs = 0) {
   if (losses.length || !waitMs) return Promise.resolve(losses.at(-1) ?? null);
   return new Promise((resolve) => {
-    const heard = (why) => resolve(why);
+    const heard = (why) => {
+      clearTimeout(timer);
+      resolve(why);
+    };
+    const timer = setTimeout(() => {
+      lossHeard.splice(lossHeard.indexOf(heard), 1);
+      resolve(null);
+    }, waitMs);
     lossHeard.push(heard);
-    setTimeout(() => resolve(losses.at(-1) ?? null), waitMs);
   });
 }
 
