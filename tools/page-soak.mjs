@@ -61,7 +61,7 @@ function browserRss() {
 const server = await serve(process.env.CLIPAG_DIST ?? 'dist', 0);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--enable-precise-memory-info'],
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--enable-precise-memory-info', '--js-flags=--expose-gc'],
 });
 try {
   const page = await browser.newPage();
@@ -71,26 +71,42 @@ try {
   await page.goto(`${server.url}?prompt=a+large+red+circle+on+a+blue+background&steps=${steps}${backend}${query}`);
   await page.waitForFunction(() => ['idle', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
   const [worker] = page.workers();
+  // Counted as the browser holds them: a buffer leaves the count when it is destroyed, or when
+  // it is garbage-collected without being destroyed (wgpu may drop one so); weak references
+  // only, so that counting keeps nothing alive. Sampling collects the garbage first.
   await worker.evaluate(() => {
-    self.gpuBuffers = new Map();
+    self.gpuBuffers = { live: 0, bytes: 0 };
+    const sizes = new WeakMap();
+    const collected = new FinalizationRegistry((size) => {
+      self.gpuBuffers.live -= 1;
+      self.gpuBuffers.bytes -= size;
+    });
     const create = GPUDevice.prototype.createBuffer;
     GPUDevice.prototype.createBuffer = function (descriptor) {
       const buffer = create.call(this, descriptor);
-      self.gpuBuffers.set(buffer, descriptor.size);
+      sizes.set(buffer, descriptor.size);
+      self.gpuBuffers.live += 1;
+      self.gpuBuffers.bytes += descriptor.size;
+      collected.register(buffer, descriptor.size, buffer);
       return buffer;
     };
     const destroy = GPUBuffer.prototype.destroy;
     GPUBuffer.prototype.destroy = function () {
-      self.gpuBuffers.delete(this);
+      if (sizes.has(this)) {
+        collected.unregister(this);
+        self.gpuBuffers.live -= 1;
+        self.gpuBuffers.bytes -= sizes.get(this);
+        sizes.delete(this);
+      }
       return destroy.call(this);
     };
   });
   const sample = async (step) => {
     const engine = await worker.evaluate(async () => {
       const { memoryBytes } = await import('/pkg/clipag.js');
-      let bytes = 0;
-      for (const size of self.gpuBuffers.values()) bytes += size;
-      return { wasm: memoryBytes(), buffers: self.gpuBuffers.size, bufferBytes: bytes };
+      self.gc();
+      await new Promise((settled) => setTimeout(settled, 100)); // finalizers run after collection
+      return { wasm: memoryBytes(), buffers: self.gpuBuffers.live, bufferBytes: self.gpuBuffers.bytes };
     });
     const heap = await page.evaluate(() => performance.memory.usedJSHeapSize);
     const { total, byType } = browserRss();
