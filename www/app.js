@@ -47,7 +47,8 @@ function restartEngine() {
 
 /**
  * Loads model `id` on each engine in turn, times a step on each and paints on the faster
- * from now on, saying which and why under "Your device".
+ * from now on, saying which and why under "Your device". Resolves to the model's files (the
+ * worker timed copies), so that loading it need not fetch them again.
  */
 async function chooseByTiming(id) {
   timeEngines = false;
@@ -60,10 +61,11 @@ async function chooseByTiming(id) {
     `each engine: ${figure(seconds.gpu)} on WebGPU, ${figure(seconds.cpu)} on the CPU; the page paints on ` +
     `${backend === 'gpu' ? 'WebGPU' : 'the CPU (burn-flex)'}. Add ?backend=gpu or ?backend=cpu to the address to choose.`;
   $('device-info').textContent = backendChoice;
+  return files;
 }
 
-async function load(id) {
-  const result = await ensureLoaded(engine, id, backend, (message) => setState('loading', message));
+async function load(id, files = null) {
+  const result = await ensureLoaded(engine, id, backend, (message) => setState('loading', message), files);
   const { adapter, api } = result.device;
   $('device-info').textContent = backendChoice ?? (backend === 'gpu'
     ? `WebGPU (${api})${adapter ? ` on ${adapter}` : ''}.`
@@ -158,8 +160,8 @@ async function generate() {
   $('run-b').hidden = ids.length < 2;
   document.body.dataset.compare = String(ids.length > 1);
   try {
-    if (timeEngines) await chooseByTiming(ids[0]);
-    for (const id of ids) await load(id);
+    const timed = timeEngines ? await chooseByTiming(ids[0]) : null;
+    for (const id of ids) await load(id, id === ids[0] ? timed : null);
     const file = $('start-image').files[0];
     const startImage = file ? await file.arrayBuffer() : undefined;
     setState('loading', 'Choosing a starting canvas…');

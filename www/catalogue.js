@@ -91,12 +91,13 @@ export async function filesOf(id, status) {
 
 /**
  * Makes sure `engine` holds model `id` on `backend`, downloading (or reading from the cache)
- * first; `status(message)` hears what is happening. Resolves to `{ manifest, device }`.
+ * first unless its `files` are given (from `filesOf`); `status(message)` hears what is
+ * happening. Resolves to `{ manifest, device }`.
  */
-export async function ensureLoaded(engine, id, backend, status) {
+export async function ensureLoaded(engine, id, backend, status, files = null) {
   if (loaded.has(id)) return loaded.get(id);
   const entry = entries.get(id);
-  const files = await filesOf(id, status);
+  files ??= await filesOf(id, status);
   status(`Loading ${entry.name} onto the ${backend === 'gpu' ? 'GPU' : 'CPU'}…`);
   let result;
   try {
