@@ -9,6 +9,7 @@ pub mod clock;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod generate;
 pub mod model;
 pub mod pixels;

@@ -176,13 +176,42 @@ impl WebModel {
         })
     }
 
+    /// Explains a picture (its encoded bytes) with `captions` (an array of strings; empty:
+    /// the model's own words): resolves to `{ size, readings: [{ caption, cosine,
+    /// probability, saliency }] }`, most probable first, each saliency a Float32Array of
+    /// `size * size` values in [0, 1].
+    pub fn explain(&self, image: Vec<u8>, captions: JsValue) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let captions: Vec<String> = serde_wasm_bindgen::from_value(captions)
+                .map_err(|e| to_js(crate::Error::Invalid(format!("the captions must be a list of texts: {e}"))))?;
+            let picture = Pixels::decode(&image).map_err(to_js)?;
+            let captions = if captions.is_empty() { crate::explain::vocabulary(&model).map_err(to_js)? } else { captions };
+            let readings = crate::explain::explain(&model, &picture, &captions).await.map_err(to_js)?;
+            let list = js_sys::Array::new();
+            for reading in readings {
+                let item = js_sys::Object::new();
+                js_sys::Reflect::set(&item, &"caption".into(), &reading.caption.into())?;
+                js_sys::Reflect::set(&item, &"cosine".into(), &reading.cosine.into())?;
+                js_sys::Reflect::set(&item, &"probability".into(), &reading.probability.into())?;
+                js_sys::Reflect::set(&item, &"saliency".into(), &js_sys::Float32Array::from(&reading.saliency[..]).into())?;
+                list.push(&item);
+            }
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"size".into(), &model.image_size().into())?;
+            js_sys::Reflect::set(&out, &"readings".into(), &list)?;
+            Ok(out.into())
+        })
+    }
+
     /// Starts a generation (the embedding of the prompts and the choice of the initial
     /// canvas happen here); resolves to a `Generator`. `request` is an object of settings by
     /// their names (`Settings`' serde: `{ prompt, negative?, steps?, seed?, size?, views?,
     /// patchViews?, lr?, ... }`, docs/generation.md lists them); `startImage` the bytes of a
-    /// picture to start from. Missing settings take the model's recommended values (its
+    /// picture to start from; `imagePrompt` those of a picture to paint toward, at
+    /// `imageWeight` (1 if none). Missing settings take the model's recommended values (its
     /// manifest's `recommended`), else the paper's. Invalid ones reject before any work.
-    pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>) -> Promise {
+    pub fn generator(&self, request: JsValue, start_image: Option<Vec<u8>>, image_prompt: Option<Vec<u8>>, image_weight: Option<f32>) -> Promise {
         let model = self.model.clone();
         future_to_promise(async move {
             let request: Patch = serde_wasm_bindgen::from_value(request)
@@ -190,6 +219,10 @@ impl WebModel {
             let mut settings = Settings::for_model(&model.manifest).and_then(|s| s.patched(&request)).map_err(to_js)?;
             if let Some(bytes) = start_image {
                 settings.canvas.start = Some(Pixels::decode(&bytes).map_err(to_js)?);
+            }
+            if let Some(bytes) = image_prompt {
+                let picture = Pixels::decode(&bytes).map_err(|e| to_js(crate::Error::Invalid(format!("the image prompt: {e}"))))?;
+                settings.objective.image_prompts.push(crate::generate::ImagePrompt { picture, weight: image_weight.unwrap_or(1.0) });
             }
             settings.validate().map_err(to_js)?;
             let generator = Generator::new(model, settings).await.map_err(to_js)?;
@@ -234,6 +267,22 @@ impl WebGenerator {
         })
     }
 
+    /// Steers the run from the next step on: `request` holds the new `prompt` and/or
+    /// `negative` (with weights, as `generator` takes them; nothing else may change).
+    /// Resolves to the current canvas's score for the new prompts.
+    pub fn steer(&self, request: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let patch: Patch = serde_wasm_bindgen::from_value(request)
+                .map_err(|e| to_js(crate::Error::Invalid(format!("steering: {e}"))))?;
+            let mut generator = inner
+                .try_borrow_mut()
+                .map_err(|_| to_js(crate::Error::Invalid("a step is running; steer between steps".into())))?;
+            generator.steer(&patch).await.map_err(to_js)?;
+            Ok(generator.current_score().into())
+        })
+    }
+
     /// Side of the canvas in pixels.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> Result<usize, JsValue> {
@@ -256,6 +305,17 @@ impl WebGenerator {
     #[wasm_bindgen(js_name = bestPng)]
     pub fn best_png(&self) -> Result<Vec<u8>, JsValue> {
         self.borrow()?.best().to_png().map_err(to_js)
+    }
+
+    /// Resolves to the picture so far as an SVG document when the canvas is made of strokes,
+    /// else to `undefined`.
+    #[wasm_bindgen(js_name = bestSvg)]
+    pub fn best_svg(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let generator = inner.try_borrow().map_err(|_| to_js(crate::Error::Invalid("a step is running".into())))?;
+            Ok(generator.best_svg().await.map_err(to_js)?.map_or(JsValue::UNDEFINED, |svg| svg.into()))
+        })
     }
 
     fn borrow(&self) -> Result<std::cell::Ref<'_, Generator>, JsValue> {

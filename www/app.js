@@ -5,7 +5,7 @@
 
 import { adapterUnclear, createEngine, softwareAdapter, webgpuProblem } from './engine.js';
 import { addModel, ensureLoaded, entryOf, filesOf, forgetLoaded, manifestOf, modelId, refreshCached } from './catalogue.js';
-import { applyParams, applySwitchParams, chosenModels, request, shareUrl, showDefaults } from './form.js';
+import { applyParams, applySwitchParams, chosenModels, request, shareUrl, showDefaults, steersOf } from './form.js';
 import { readModelFiles, builtInModels } from './models.js';
 import { MAX_FRAMES, Painting } from './run.js';
 import { ScorePlot } from './plot.js';
@@ -142,8 +142,9 @@ function explain(error) {
 async function generate() {
   if (current) return;
   const req = request();
-  if (!req.prompt) {
-    setState('error', 'Type a prompt first: what should the picture show?');
+  const imagePrompt = $('image-prompt').files[0];
+  if (!req.prompt && !imagePrompt) {
+    setState('error', 'Type a prompt first (or choose an image prompt): what should the picture show?');
     $('prompt').focus();
     return;
   }
@@ -155,6 +156,7 @@ async function generate() {
   plot.clear();
   $('snapshots').replaceChildren();
   setDownloadsEnabled(false);
+  $('download-svg').hidden = true;
   $('prompt-notes').replaceChildren();
   $('prompt-notes').hidden = true;
   $('run-b').hidden = ids.length < 2;
@@ -164,10 +166,11 @@ async function generate() {
     for (const id of ids) await load(id, id === ids[0] ? timed : null);
     const file = $('start-image').files[0];
     const startImage = file ? await file.arrayBuffer() : undefined;
+    const image = imagePrompt ? { bytes: await imagePrompt.arrayBuffer(), weight: Number($('image-weight').value || 1) } : undefined;
     setState('loading', 'Choosing a starting canvas…');
     const canvases = [$('canvas'), $('canvas-compare')];
     const colors = ['#3d5afe', '#ff7043'];
-    await painting.start(ids, req, startImage, (run, started) => {
+    await painting.start(ids, req, { startImage, imagePrompt: image }, (run, started) => {
       const k = painting.runs.length - 1;
       Object.assign(run, {
         label: entryOf(run.id).name, canvas: canvases[k], caption: $(k ? 'caption-b' : 'caption-a'),
@@ -181,9 +184,24 @@ async function generate() {
     if (painting.stopped) throw Object.assign(new Error('Stopped before the first step.'), { kind: 'stopped' });
     $('pause').disabled = false;
     setState('running', 'Painting…');
+    const steers = [...scheduledSteers];
+    scheduledSteers = [];
     await painting.paint({
       onPause: (paused) => setState('running', paused ? 'Paused.' : 'Painting…'),
+      onSteer: (step, stage) => {
+        plot.mark(step, stage.prompt);
+        for (const run of painting.runs) if (run.stageScore !== undefined) plot.push(run.series, step, run.stageScore, run.report?.best_step ?? 0);
+        setState('running', `From step ${step}: painting “${stage.prompt}”${stage.negative ? `, away from “${stage.negative}”` : ''}.`);
+        history.replaceState(null, '', shareUrl(backend, painting.stages));
+      },
       onStep: (run, report, rgba, rate) => {
+        // A shared run's steers, replayed at their steps (the fields show them as they come).
+        if (run === painting.runs[0] && steers[0]?.step === report.step) {
+          const next = steers.shift();
+          $('prompt').value = next.prompt;
+          $('negative').value = next.negative;
+          painting.steer(next).catch(() => {});
+        }
         draw(run.canvas, run.size, rgba);
         plot.push(run.series, report.step, report.score, report.best_step);
         run.caption.textContent = `${run.label}: step ${report.step}, score ${report.score.toFixed(3)}`;
@@ -237,6 +255,12 @@ async function finish(message) {
       offer('download-png', new Blob([await painting.bestPng()], { type: 'image/png' }));
       setDownloadsEnabled(true);
       offer('download-gif', new Blob([await painting.gif()], { type: 'image/gif' }));
+      const svg = await painting.bestSvg();
+      if (svg) {
+        offer('download-svg', new Blob([svg], { type: 'image/svg+xml' }));
+        $('download-svg').hidden = false;
+        $('download-svg').setAttribute('aria-disabled', 'false');
+      }
     }
   } catch (error) {
     console.warn('the downloads could not be prepared:', error.message);
@@ -299,6 +323,78 @@ async function runCheck() {
   }
 }
 
+// ---------------------------------------------------------------- steering
+
+/** Steers shared in the address, replayed by the next run (then forgotten). */
+let scheduledSteers = [];
+/** How long typing must pause before a run is steered to the new words. */
+const STEER_AFTER_MS = 700;
+let steerTimer = null;
+
+/** While a run paints, a changed prompt or negative prompt steers it from the next step. */
+function steerSoon() {
+  clearTimeout(steerTimer);
+  steerTimer = setTimeout(() => {
+    const painting = current;
+    const prompt = $('prompt').value.trim();
+    if (!painting || painting.stopped || !painting.runs.length || !prompt) return;
+    const last = painting.stages.at(-1);
+    const negative = $('negative').value.trim();
+    if (last && last.prompt === prompt && last.negative === negative) return;
+    painting.steer({ prompt, negative }).catch((error) => {
+      if (error.kind !== 'replaced') setState('running', `The new prompt could not be used: ${explain(error)} The run goes on as before.`);
+    });
+  }, STEER_AFTER_MS);
+}
+
+// ---------------------------------------------------------------- explain
+
+/** The picture to explain: the chosen file, else the painting on the page, as PNG bytes. */
+async function pictureToExplain() {
+  const file = $('explain-image').files[0];
+  if (file) return file.arrayBuffer();
+  const blob = await new Promise((resolve) => $('canvas').toBlob(resolve, 'image/png'));
+  if (!blob) throw new Error('There is no painting on the page yet: choose a picture to explain.');
+  return blob.arrayBuffer();
+}
+
+/** Scores the captions (or the model's words) for the picture and draws each one's map. */
+async function explainPicture() {
+  const status = (text) => ($('explain-status').textContent = text);
+  if (current) {
+    status('A painting is running: explain when it is done (or stopped).');
+    return;
+  }
+  $('explain-run').disabled = true;
+  try {
+    const image = await pictureToExplain();
+    const id = $('model').value;
+    await load(id);
+    setState('idle', 'Ready.');
+    status('Reading the picture…');
+    const captions = $('explain-captions').value.split('\n').map((c) => c.trim()).filter(Boolean);
+    const { size, readings } = await engine.call({ type: 'explain', model: id, image, captions }, [image]);
+    $('explain-readings').replaceChildren(...readings.map((reading) => {
+      const item = document.createElement('li');
+      const map = Object.assign(document.createElement('canvas'), { width: size, height: size });
+      const rgba = new Uint8ClampedArray(4 * size * size);
+      reading.saliency.forEach((v, i) => rgba.set([255 * v, 255 * v, 255 * v, 255], 4 * i));
+      map.getContext('2d').putImageData(new ImageData(rgba, size, size), 0, 0);
+      map.setAttribute('aria-label', `Where "${reading.caption}" is read`);
+      const text = Object.assign(document.createElement('span'), {
+        textContent: `${reading.caption}: ${(100 * reading.probability).toFixed(1)} % (cosine ${reading.cosine.toFixed(3)})`,
+      });
+      item.append(map, text);
+      return item;
+    }));
+    status(`${entryOf(id).name} reads ${readings.length} caption${readings.length === 1 ? '' : 's'}, most probable first.`);
+  } catch (error) {
+    status(explain(error));
+  } finally {
+    $('explain-run').disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 async function main() {
@@ -311,7 +407,10 @@ async function main() {
   $('pause').onclick = togglePause;
   $('stop').onclick = stop;
   $('run-check').onclick = runCheck;
-  for (const id of ['download-png', 'download-gif']) {
+  $('explain-run').onclick = explainPicture;
+  $('prompt').addEventListener('input', steerSoon);
+  $('negative').addEventListener('input', steerSoon);
+  for (const id of ['download-png', 'download-gif', 'download-svg']) {
     $(id).addEventListener('click', (event) => {
       if ($(id).getAttribute('aria-disabled') === 'true') event.preventDefault();
     });
@@ -389,6 +488,7 @@ async function main() {
   };
   compareTwin();
   applyParams(params, modelId);
+  scheduledSteers = steersOf(params);
   await showDefaultsOf($('model').value);
   applySwitchParams(params);
   $('model').addEventListener('change', () => {

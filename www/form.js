@@ -10,7 +10,9 @@ const settingFields = () => [...document.querySelectorAll('[data-setting]')];
 
 /** The generation request the fields describe (empty fields are left to the model's defaults). */
 export function request() {
-  const out = { prompt: $('prompt').value.trim() };
+  const out = {};
+  // An image prompt can stand alone: an empty text prompt is left out.
+  if ($('prompt').value.trim()) out.prompt = $('prompt').value.trim();
   const negative = $('negative').value.trim();
   if (negative) out.negative = negative;
   for (const field of settingFields()) {
@@ -18,6 +20,8 @@ export function request() {
     if (field.type === 'checkbox') {
       // Sent only when it differs from the model's default.
       if (field.checked !== (field.dataset.default === 'true')) out[name] = field.checked;
+    } else if (field.tagName === 'SELECT') {
+      if (field.value !== field.dataset.default) out[name] = field.value;
     } else if (field.value.trim() !== '') {
       out[name] = Number(field.value.trim());
     }
@@ -34,6 +38,10 @@ export function showDefaults(settings) {
     if (field.type === 'checkbox') {
       field.dataset.default = String(value);
       field.checked = value;
+    } else if (field.tagName === 'SELECT') {
+      // A choice the visitor made (or the address gave) stays; the model's default is noted.
+      if (field.value === field.dataset.default) field.value = value;
+      field.dataset.default = value;
     } else {
       // The engine's numbers are f32: shown as the decimals they were written as.
       field.placeholder = String(Number(value.toPrecision(6)));
@@ -60,6 +68,23 @@ export function applyParams(params, modelId) {
   }
 }
 
+/** The steers a shared URL records, in order: `[{ step, prompt, negative }]`; one that cannot
+ * be read is left out (an address is typed by hand too). */
+export function steersOf(params) {
+  const out = [];
+  for (const value of params.getAll('steer')) {
+    try {
+      const [step, prompt, negative] = JSON.parse(value);
+      if (Number.isInteger(step) && step > 0 && typeof prompt === 'string' && prompt.trim()) {
+        out.push({ step, prompt: prompt.slice(0, 2000), negative: typeof negative === 'string' ? negative.slice(0, 2000) : '' });
+      }
+    } catch {
+      console.warn('a steer in the address could not be read:', value);
+    }
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
 /** A switch in the address is the visitor's choice, over the model's default. */
 export function applySwitchParams(params) {
   for (const field of settingFields().filter((f) => f.type === 'checkbox')) {
@@ -73,11 +98,20 @@ export function chosenModels() {
   return [$('model').value, ...($('compare').checked ? [$('compare-model').value] : [])];
 }
 
-/** The URL that reproduces this run. */
-export function shareUrl(backend) {
+/** The URL that reproduces this run; `stages` (the run's prompts in order, `{ step, prompt,
+ * negative }`) adds each steer after the first as `steer=[step,"prompt","negative"]`, and the
+ * first stage's prompts stand for the fields'. */
+export function shareUrl(backend, stages = []) {
   const url = new URL(location.href);
   url.search = '';
-  for (const [key, value] of Object.entries(request())) url.searchParams.set(key, String(value));
+  const fields = request();
+  if (stages.length > 1) {
+    delete fields.negative;
+    fields.prompt = stages[0].prompt;
+    if (stages[0].negative) fields.negative = stages[0].negative;
+  }
+  for (const [key, value] of Object.entries(fields)) url.searchParams.set(key, String(value));
+  for (const { step, prompt, negative } of stages.slice(1)) url.searchParams.append('steer', JSON.stringify([step, prompt, negative]));
   // A folder from disk cannot be shared: the address then names no model (the default).
   const shareable = (id) => !id.startsWith('disk:');
   if (shareable($('model').value)) url.searchParams.set('model', $('model').value);

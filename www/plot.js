@@ -1,5 +1,6 @@
-// The live plot of each step's score: an SVG line, the best step marked, axes that grow with
-// the run (the box itself never changes size, so nothing on the page moves while painting).
+// The live plot of each step's score: an SVG line, the best step marked, each steer (a new
+// prompt) marked, axes that grow with the run (the box itself never changes size, so nothing
+// on the page moves while painting).
 
 const NS = 'http://www.w3.org/2000/svg';
 const W = 300;
@@ -13,6 +14,22 @@ export class ScorePlot {
     // Fill the box whatever its shape (strokes keep their width: non-scaling-stroke).
     svg.setAttribute('preserveAspectRatio', 'none');
     this.series = [];
+    this.marks = []; // { step, label, line }
+  }
+
+  /** Marks the step from which a run painted toward a new prompt (`label`). */
+  mark(step, label) {
+    const line = document.createElementNS(NS, 'line');
+    line.setAttribute('stroke', '#888');
+    line.setAttribute('stroke-width', '1');
+    line.setAttribute('vector-effect', 'non-scaling-stroke');
+    line.setAttribute('class', 'steer');
+    const title = document.createElementNS(NS, 'title');
+    title.textContent = `From step ${step}: ${label}`;
+    line.append(title);
+    this.svg.append(line);
+    this.marks.push({ step, label, line });
+    this.draw();
   }
 
   /** Starts a new series (one per model in compare mode). */
@@ -40,7 +57,9 @@ export class ScorePlot {
       s.line.remove();
       s.best.remove();
     }
+    for (const m of this.marks) m.line.remove();
     this.series = [];
+    this.marks = [];
   }
 
   push(series, step, score, bestStep) {
@@ -74,7 +93,14 @@ export class ScorePlot {
         s.best.setAttribute('visibility', 'visible');
       }
     }
+    for (const m of this.marks) {
+      m.line.setAttribute('x1', x(m.step).toFixed(1));
+      m.line.setAttribute('x2', x(m.step).toFixed(1));
+      m.line.setAttribute('y1', String(PAD));
+      m.line.setAttribute('y2', String(H - PAD));
+    }
     this.svg.dataset.points = JSON.stringify(this.series.map((s) => s.points));
+    this.svg.dataset.marks = JSON.stringify(this.marks.map(({ step, label }) => [step, label]));
     this.svg.setAttribute('aria-label', this.series.map((s) => {
       const last = s.points.at(-1);
       return `${s.label}: step ${last[0]}, score ${last[1].toFixed(3)}`;

@@ -4,11 +4,15 @@
 //
 // Requests (each with a numeric `id`, answered by a message with the same `id`):
 //   { type: 'load', name, files: { manifest, weights, tokenizer }, backend } -> { manifest, device }
-//   { type: 'start', model, request, startImage? }  -> { run, size, score, rgba, notes }
+//   { type: 'start', model, request, startImage?, imagePrompt?: { bytes, weight } }
+//                                                   -> { run, size, score, rgba, notes }
 //     (notes: what the model cannot read of the prompt and the negative prompt, sentences)
 //   { type: 'step', run }                           -> { report, rgba }
 //   { type: 'best', run }                           -> { png }
-//   { type: 'gif', frames, size, delay }            -> { gif }
+//   { type: 'steer', run, request }                 -> { score } (new prompt and/or negative, from the next step)
+//   { type: 'svg', run }                            -> { svg } (a strokes canvas's; else undefined)
+//   { type: 'gif', frames, width, height, delay }   -> { gif }
+//   { type: 'explain', model, image, captions }     -> { size, readings: [{ caption, cosine, probability, saliency }] }
 //   { type: 'stop', run }                           -> {}
 //   { type: 'check', backend }                      -> the device check's report
 //   { type: 'time', files, backends, views }        -> { seconds: { [backend]: s a step } }
@@ -47,15 +51,18 @@ const handlers = {
     models.set(name, model);
     return { manifest: model.manifest, device: model.device };
   },
-  async start({ model, request, startImage }) {
+  async start({ model, request, startImage, imagePrompt }) {
     const loaded = models.get(model);
     if (!loaded) throw new Error(`no model named ${model} is loaded`);
-    const generator = await loaded.generator(request, startImage ? new Uint8Array(startImage) : undefined);
+    const generator = await loaded.generator(
+      request, startImage ? new Uint8Array(startImage) : undefined,
+      imagePrompt ? new Uint8Array(imagePrompt.bytes) : undefined, imagePrompt?.weight,
+    );
     const run = nextRun++;
     runs.set(run, generator);
     const rgba = generator.currentRgba();
     const notes = [
-      ...loaded.promptNotes(request.prompt),
+      ...(request.prompt ? loaded.promptNotes(request.prompt) : []),
       ...(request.negative ? loaded.promptNotes(request.negative).map((n) => `in the negative prompt, ${n}`) : []),
     ];
     return { run, size: generator.size, score: generator.currentScore, rgba, notes, transfer: [rgba.buffer] };
@@ -70,8 +77,21 @@ const handlers = {
     const png = runs.get(run).bestPng();
     return { png, transfer: [png.buffer] };
   },
-  async gif({ frames, size, delay }) {
-    const gif = encodeGif(new Uint8Array(frames), size, size, delay);
+  async explain({ model, image, captions }) {
+    const loaded = models.get(model);
+    if (!loaded) throw new Error(`no model named ${model} is loaded`);
+    return loaded.explain(new Uint8Array(image), captions);
+  },
+  async steer({ run, request }) {
+    const generator = runs.get(run);
+    if (!generator) throw new Error('this generation was stopped');
+    return { score: await generator.steer(request) };
+  },
+  async svg({ run }) {
+    return { svg: await runs.get(run).bestSvg() };
+  },
+  async gif({ frames, width, height, delay }) {
+    const gif = encodeGif(new Uint8Array(frames), width, height, delay);
     return { gif, transfer: [gif.buffer] };
   },
   async stop({ run }) {

@@ -64,6 +64,12 @@ impl Ascent {
         &self.objective
     }
 
+    /// Aims the next steps at another objective (steering a run: the canvas and the
+    /// optimiser's state go on as they were).
+    pub fn set_objective(&mut self, objective: Objective) {
+        self.objective = objective;
+    }
+
     /// One step from `params` (`[canvases, planes, size, size]`) at `learning_rate`, each
     /// canvas's views drawn from `rng` in turn.
     pub fn step(&mut self, clip: &Clip, params: Tensor<4>, learning_rate: f32, rng: &mut Rng) -> Result<Stepped> {

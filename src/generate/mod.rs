@@ -9,6 +9,7 @@ pub mod objective;
 pub mod optimise;
 pub mod param;
 pub mod settings;
+pub mod strokes;
 
 use std::rc::Rc;
 
@@ -23,7 +24,7 @@ use augment::Views;
 use objective::Objective;
 use param::low_frequency_noise;
 pub use augment::ViewSettings;
-pub use objective::ObjectiveSettings;
+pub use objective::{ImagePrompt, ObjectiveSettings};
 pub use optimise::UpdateSettings;
 pub use param::{CanvasSettings, DEFAULT_INIT_NOISE};
 pub use settings::{NEGATIVE_WEIGHT, Optimiser, Parameterisation, Patch, Prompt, Settings};
@@ -55,6 +56,8 @@ pub struct Generator {
     ascent: Ascent,
     rng: Rng,
     params: Tensor<4>,
+    /// The parameters of `best` (for strokes, whose SVG is made from them).
+    best_params: Tensor<4>,
     /// The current canvas in host memory (`[3, size, size]`), as last read back.
     current: Pixels,
     current_score: f32,
@@ -78,23 +81,34 @@ impl Generator {
         let ascent = Ascent::new(&settings, objective, model.image_size(), size, &device);
         let (views, objective) = (ascent.views(), ascent.objective());
 
-        let start = match &settings.canvas.start {
-            Some(image) => image.resized(size),
-            None => {
+        let (params, start) = match (ascent.canvas().strokes(), &settings.canvas.start) {
+            (Some(strokes), _) => {
+                // CLIPDraw's random curves, the best of the candidates.
+                let candidates: Vec<Tensor<4>> = (0..settings.canvas.candidates).map(|_| strokes.random(&mut rng, &device)).collect();
+                let batch = ascent.canvas().pixels(Tensor::cat(candidates.clone(), 0));
+                let data = crate::engine::read(batch).await?;
+                let pictures = data.chunks(3 * size * size).map(|c| Pixels::new(size, size, c.to_vec())).collect::<Result<Vec<_>>>()?;
+                let scores = score_all(&model, views, objective, &pictures).await?;
+                let best = (0..pictures.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
+                (candidates.into_iter().nth(best), pictures.into_iter().nth(best).expect("there is at least one candidate"))
+            }
+            (None, Some(image)) => (None, image.resized(size)),
+            (None, None) => {
                 let amplitude = settings.canvas.init_noise;
                 let candidates: Vec<Pixels> =
                     (0..settings.canvas.candidates).map(|_| low_frequency_noise(size, amplitude, &mut rng)).collect();
                 let scores = score_all(&model, views, objective, &candidates).await?;
                 let best = (0..candidates.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
-                candidates.into_iter().nth(best).expect("there is at least one candidate")
+                (None, candidates.into_iter().nth(best).expect("there is at least one candidate"))
             }
         };
         let start_score = score_all(&model, views, objective, std::slice::from_ref(&start)).await?[0];
-        let params = ascent.canvas().params_for(&start, &device);
+        let params = params.unwrap_or_else(|| ascent.canvas().params_for(&start, &device));
         Ok(Self {
             model,
             ascent,
             rng,
+            best_params: params.clone(),
             params,
             best: start.clone(),
             current: start,
@@ -135,6 +149,34 @@ impl Generator {
         &self.best
     }
 
+    /// `best` as an SVG document, when the canvas is made of strokes.
+    pub async fn best_svg(&self) -> Result<Option<String>> {
+        let Some(strokes) = self.ascent.canvas().strokes() else { return Ok(None) };
+        let values = crate::engine::read(strokes.values(self.best_params.clone())).await?;
+        Ok(Some(strokes.svg(&values)))
+    }
+
+    /// Steers the run: the prompts, negative prompts and their weights in `patch` (nothing
+    /// else may change mid-run) aim the steps from the next one on, the canvas and the
+    /// optimiser's state kept. The picture kept so far was the best for the old prompts: the
+    /// next step's canvas starts the new best. The current score is recomputed for the new
+    /// prompts.
+    pub async fn steer(&mut self, patch: &Patch) -> Result<()> {
+        const STEERABLE: [&str; 2] = ["prompt", "negative"];
+        if let Some(name) = patch.0.keys().find(|name| !STEERABLE.contains(&name.as_str())) {
+            return Err(Error::Invalid(format!("only the prompt and the negative prompt can change while a picture paints, not '{name}'")));
+        }
+        let settings = self.settings.patched(patch)?;
+        settings.validate()?;
+        let objective = Objective::new(&self.model, &settings.objective)?;
+        self.ascent.set_objective(objective);
+        self.settings = settings;
+        self.current_score =
+            score_all(&self.model, self.ascent.views(), self.ascent.objective(), std::slice::from_ref(&self.current)).await?[0];
+        self.best_global_loss = f32::INFINITY;
+        Ok(())
+    }
+
     /// The score of `best`.
     pub fn best_score(&self) -> f32 {
         self.best_score
@@ -173,6 +215,7 @@ impl Generator {
         if global_loss < self.best_global_loss {
             self.best_global_loss = global_loss;
             self.best = self.current.clone();
+            self.best_params = self.params.clone();
             self.best_step = self.step;
             self.best_score = self.current_score;
         }

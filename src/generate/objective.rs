@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::{Prompt, check_prompts, negative_prompts, non_negative, positive, positive_prompts};
 use crate::engine::Model;
+use crate::pixels::Pixels;
 use crate::{Error, Result};
 
 /// What is maximised: the terms of the loss and their weights.
@@ -38,19 +39,37 @@ pub struct ObjectiveSettings {
     /// None: the paper's cosine, with the negatives' cosines added at their weights.
     #[cfg_attr(cli, arg(long))]
     pub contrast: Option<f32>,
+    /// Pictures to paint toward, each with its weight: their image embeddings (through the
+    /// same model) join the prompts' as targets, weighed with them. Given as files
+    /// (`--image-prompt PNG[::W]`, the page's image prompt), not by name.
+    #[serde(skip)]
+    #[cfg_attr(cli, arg(skip))]
+    pub image_prompts: Vec<ImagePrompt>,
+}
+
+/// A picture the canvas is pulled toward, with its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImagePrompt {
+    pub picture: Pixels,
+    pub weight: f32,
 }
 
 /// The paper's objective (with no prompt yet): the patch views weigh five times the global ones.
 impl Default for ObjectiveSettings {
     fn default() -> Self {
-        Self { prompt: Vec::new(), negative: Vec::new(), patch_weight: 5.0, smoothness: 0.0, contrast: None }
+        Self { prompt: Vec::new(), negative: Vec::new(), patch_weight: 5.0, smoothness: 0.0, contrast: None, image_prompts: Vec::new() }
     }
 }
 
 impl ObjectiveSettings {
     pub fn validate(&self) -> Result<()> {
-        if self.prompt.is_empty() {
-            return Err(Error::Invalid("a prompt is needed".into()));
+        if self.prompt.is_empty() && self.image_prompts.is_empty() {
+            return Err(Error::Invalid("a prompt is needed (a text, or an image prompt)".into()));
+        }
+        for (i, image) in self.image_prompts.iter().enumerate() {
+            if !(image.weight.is_finite() && image.weight > 0.0) {
+                return Err(Error::Invalid(format!("image prompt {} has weight {}; weights must be positive numbers", i + 1, image.weight)));
+            }
         }
         check_prompts("prompt", &self.prompt)?;
         check_prompts("negative prompt", &self.negative)?;
@@ -92,22 +111,39 @@ enum Negatives {
 impl Objective {
     pub fn new(model: &Model, settings: &ObjectiveSettings) -> Result<Self> {
         let (prompts, negatives, contrast) = (&settings.prompt, &settings.negative, settings.contrast);
-        let embed = |prompts: &[Prompt], normalise_weights: bool| -> Result<(Tensor<2>, Tensor<2>)> {
+        // The negatives' embeddings and their weights, as written.
+        let embed = |prompts: &[Prompt]| -> Result<(Tensor<2>, Tensor<2>)> {
             let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
             let embeddings = unit(model.clip.encode_text(&sequences)?.detach());
-            let total: f32 = if normalise_weights { prompts.iter().map(|p| p.weight).sum() } else { 1.0 };
-            let weights: Vec<f32> = prompts.iter().map(|p| p.weight / total).collect();
+            let weights: Vec<f32> = prompts.iter().map(|p| p.weight).collect();
             let weights = Tensor::from_data(TensorData::new(weights, [prompts.len(), 1]), &embeddings.device());
             Ok((embeddings, weights))
         };
-        let (positives, positive_weights) = embed(prompts, true)?;
+        // The targets: the prompts' text embeddings, then the image prompts' image
+        // embeddings, their weights normalised together.
+        let mut targets = Vec::new();
+        if !prompts.is_empty() {
+            let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
+            targets.push(model.clip.encode_text(&sequences)?.detach());
+        }
+        if !settings.image_prompts.is_empty() {
+            let size = model.image_size();
+            let data: Vec<f32> = settings.image_prompts.iter().flat_map(|i| i.picture.resized(size).data).collect();
+            let pictures = Tensor::<4>::from_data(TensorData::new(data, [settings.image_prompts.len(), 3, size, size]), model.device());
+            targets.push(model.clip.encode_image(pictures)?.detach());
+        }
+        let positives = unit(Tensor::cat(targets, 0));
+        let weights: Vec<f32> = prompts.iter().map(|p| p.weight).chain(settings.image_prompts.iter().map(|i| i.weight)).collect();
+        let total: f32 = weights.iter().sum();
+        let count = weights.len();
+        let positive_weights = Tensor::from_data(TensorData::new(weights.into_iter().map(|w| w / total).collect(), [count, 1]), model.device());
         let negatives = match (negatives.is_empty(), contrast) {
             (true, _) => Negatives::None,
             (false, None) => {
-                let (embeddings, weights) = embed(negatives, false)?;
+                let (embeddings, weights) = embed(negatives)?;
                 Negatives::Pushed(embeddings, weights)
             }
-            (false, Some(scale)) => Negatives::Rivals(embed(negatives, false)?.0, scale),
+            (false, Some(scale)) => Negatives::Rivals(embed(negatives)?.0, scale),
         };
         Ok(Self { aim: Aim::Prompts(positives, positive_weights), negatives })
     }

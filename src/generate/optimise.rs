@@ -51,10 +51,13 @@ pub struct UpdateSettings {
     pub optimiser: Optimiser,
 }
 
+/// The paper's learning rate.
+pub const DEFAULT_LR: f32 = 0.0175;
+
 /// The paper's update.
 impl Default for UpdateSettings {
     fn default() -> Self {
-        Self { lr: 0.0175, decay: false, weight_decay: 0.01, max_grad_norm: 0.001, optimiser: Optimiser::AdamW }
+        Self { lr: DEFAULT_LR, decay: false, weight_decay: 0.01, max_grad_norm: 0.001, optimiser: Optimiser::AdamW }
     }
 }
 

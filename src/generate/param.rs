@@ -1,5 +1,6 @@
 //! Parameterisation: what the optimiser changes, and how it becomes the canvas's pixels.
-//! Also the initial canvas: low-frequency noise or a start image.
+//! Also the initial canvas: low-frequency noise or a start image. Strokes, the third kind,
+//! are drawn in `strokes`.
 
 use std::f32::consts::PI;
 
@@ -9,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::optimise::threshold;
+use super::strokes::Strokes;
 use crate::pixels::Pixels;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -24,7 +26,15 @@ pub enum Parameterisation {
     /// Lucid's: a 1/f-scaled Fourier spectrum in a decorrelated colour space, through a
     /// sigmoid.
     Fourier,
+    /// CLIPDraw's: cubic Bézier strokes (`strokes` of them) with a width, colour and
+    /// opacity, over a background colour, rasterised differentiably; also written as an SVG.
+    Strokes,
 }
+
+/// CLIPDraw's number of strokes.
+pub const DEFAULT_STROKES: usize = 256;
+/// More strokes than this are refused: each is a row of every rasterising tensor.
+pub const MAX_STROKES: usize = 2048;
 
 /// The initial noise's amplitude (of its coarsest field): the paper's.
 pub const DEFAULT_INIT_NOISE: f32 = 0.35;
@@ -34,7 +44,8 @@ pub const DEFAULT_INIT_NOISE: f32 = 0.35;
 #[serde(rename_all = "camelCase", default)]
 #[cfg_attr(cli, derive(clap::Args))]
 pub struct CanvasSettings {
-    /// How the optimised variables become pixels: `pixels` (the paper's) or `fourier`.
+    /// How the optimised variables become pixels: `pixels` (the paper's), `fourier` or
+    /// `strokes`.
     #[cfg_attr(cli, arg(long, value_enum))]
     pub param: Parameterisation,
     /// After each step, pixels are brought back into [0, 1] by dynamic thresholding at this
@@ -48,6 +59,10 @@ pub struct CanvasSettings {
     /// a flat mid-grey start.
     #[cfg_attr(cli, arg(long))]
     pub init_noise: f32,
+    /// Strokes only: how many curves paint the canvas (CLIPDraw's 256); they start as
+    /// CLIPDraw's, short, thin and of random colours, the best of `candidates` draws.
+    #[cfg_attr(cli, arg(long))]
+    pub strokes: usize,
     /// A picture to start from instead of noise (resized to the canvas). Given as a file
     /// (`--init`, the page's start image), not by name.
     #[serde(skip)]
@@ -58,7 +73,7 @@ pub struct CanvasSettings {
 /// The paper's canvas.
 impl Default for CanvasSettings {
     fn default() -> Self {
-        Self { param: Parameterisation::Pixels, threshold: 0.95, candidates: 16, init_noise: DEFAULT_INIT_NOISE, start: None }
+        Self { param: Parameterisation::Pixels, threshold: 0.95, candidates: 16, init_noise: DEFAULT_INIT_NOISE, strokes: DEFAULT_STROKES, start: None }
     }
 }
 
@@ -72,6 +87,12 @@ impl CanvasSettings {
         }
         if !(self.init_noise.is_finite() && (0.0..=1.0).contains(&self.init_noise)) {
             return Err(Error::Invalid(format!("the initial noise must be 0 to 1, not {}", self.init_noise)));
+        }
+        if !(1..=MAX_STROKES).contains(&self.strokes) {
+            return Err(Error::Invalid(format!("the strokes must be 1 to {MAX_STROKES}, not {}", self.strokes)));
+        }
+        if self.param == Parameterisation::Strokes && self.start.is_some() {
+            return Err(Error::Invalid("a start image cannot start a strokes canvas: strokes start from random curves".into()));
         }
         Ok(())
     }
@@ -90,6 +111,8 @@ pub struct Canvas {
     size: usize,
     /// Fourier only: cos and sin bases `[size, size]` and the 1/f spectrum scale.
     basis: Option<FourierBasis>,
+    /// Strokes only: their rasteriser.
+    strokes: Option<Strokes>,
 }
 
 struct FourierBasis {
@@ -102,14 +125,21 @@ impl Canvas {
     pub fn new(settings: &CanvasSettings, size: usize, device: &Device) -> Self {
         let kind = settings.param;
         let basis = (kind == Parameterisation::Fourier).then(|| FourierBasis::new(size, device));
-        Self { kind, threshold: settings.threshold, size, basis }
+        let strokes = (kind == Parameterisation::Strokes).then(|| Strokes::new(settings.strokes, size, device));
+        Self { kind, threshold: settings.threshold, size, basis, strokes }
+    }
+
+    /// The strokes, when the canvas is made of them.
+    pub fn strokes(&self) -> Option<&Strokes> {
+        self.strokes.as_ref()
     }
 
     /// After an update: `pixels` (the updated parameters' pixels, read back to the host, one
     /// canvas after another) are made pictures again, and the parameters to go on from are returned. Pixels are
     /// thresholded on the host, which holds them already (the percentile needs a sort, which
     /// WebGPU backends do not offer), and become the parameters; a Fourier spectrum's sigmoid
-    /// keeps its pixels in range, and its parameters stay as updated.
+    /// keeps its pixels in range, and its parameters stay as updated; strokes are kept within
+    /// their limits on the device.
     pub fn project(&self, updated: Tensor<4>, pixels: &mut [f32]) -> Tensor<4> {
         match self.kind {
             Parameterisation::Pixels => {
@@ -122,15 +152,21 @@ impl Canvas {
                 Tensor::from_data(TensorData::new(pixels.to_vec(), [canvases, 3, s, s]), &updated.device())
             }
             Parameterisation::Fourier => updated,
+            Parameterisation::Strokes => match &self.strokes {
+                Some(strokes) => strokes.project(updated),
+                None => updated,
+            },
         }
     }
 
-    /// The parameters that give `pixels` (`[3, size, size]` in [0, 1]).
+    /// The parameters that give `pixels` (`[3, size, size]` in [0, 1]): pixels and Fourier
+    /// only (strokes start from random curves, `Strokes::random`; `validate` refuses a start
+    /// image for them).
     pub fn params_for(&self, pixels: &Pixels, device: &Device) -> Tensor<4> {
         let s = self.size;
         let data = match self.kind {
-            Parameterisation::Pixels => pixels.data.clone(),
             Parameterisation::Fourier => self.fourier_params_for(pixels),
+            _ => pixels.data.clone(),
         };
         let planes = data.len() / (s * s);
         Tensor::from_data(TensorData::new(data, [1, planes, s, s]), device)
@@ -138,14 +174,17 @@ impl Canvas {
 
     /// Pixels `[canvases, 3, size, size]` from parameters (differentiable).
     pub fn pixels(&self, params: Tensor<4>) -> Tensor<4> {
-        match (&self.kind, &self.basis) {
-            (Parameterisation::Fourier, Some(basis)) => {
-                let canvases = params.dims()[0];
-                if canvases == 1 {
-                    return basis.pixels(params);
-                }
-                Tensor::cat((0..canvases).map(|i| basis.pixels(params.clone().narrow(0, i, 1))).collect(), 0)
+        // Spectra and strokes become pixels a canvas at a time.
+        let each = |one: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let canvases = params.dims()[0];
+            if canvases == 1 {
+                return one(params.clone());
             }
+            Tensor::cat((0..canvases).map(|i| one(params.clone().narrow(0, i, 1))).collect(), 0)
+        };
+        match (&self.basis, &self.strokes) {
+            (Some(basis), _) => each(&|p| basis.pixels(p)),
+            (_, Some(strokes)) => each(&|p| strokes.render(p)),
             _ => params,
         }
     }

@@ -242,7 +242,9 @@ impl Settings {
         }
         let mut patched: Self = serde_json::from_value(serde_json::Value::Object(merged))
             .map_err(|e| Error::Invalid(format!("generation settings: {e}")))?;
+        // What is given as files, not by name, stays.
         patched.canvas.start = self.canvas.start.clone();
+        patched.objective.image_prompts = self.objective.image_prompts.clone();
         Ok(patched)
     }
 

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use clipag::engine::Model;
-use clipag::generate::{Generator, Settings};
+use clipag::generate::{Generator, ImagePrompt, Parameterisation, Settings};
 use clipag::pixels::Pixels;
 use clipag_shapes::train;
-use clipag::{Error, Result, device};
+use clipag::{Error, Result, device, explain};
 
 use crate::common::{ModelArgs, create_dir, json, load, note_reading, read_pixels, write_file};
 use crate::given::Given;
@@ -27,6 +27,10 @@ pub enum Command {
         /// Start from this picture instead of noise.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// A picture to paint toward (`PNG` or `PNG::WEIGHT`, weight 1 where none is
+        /// written), alone or beside text prompts; repeatable.
+        #[arg(long = "image-prompt", value_name = "PNG[::W]")]
+        image_prompts: Vec<String>,
         /// Write a numbered PNG of every snapshot (`--snapshot-every`) here, and animation.gif of them.
         #[arg(long)]
         frames: Option<PathBuf>,
@@ -36,6 +40,29 @@ pub enum Command {
         /// The picture: the canvas with the lowest global loss seen, as in the paper.
         #[arg(long)]
         out: PathBuf,
+        /// With `--param strokes`: the same picture as an SVG of its strokes.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Explain a picture: the model's zero-shot scores for captions (JSON on stdout, most
+    /// probable first) and, per caption, where its score's pixel gradient falls.
+    Explain {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The picture (resized to the model's resolution).
+        #[arg(long)]
+        image: PathBuf,
+        /// Captions to score (at least one, unless `--vocabulary`).
+        #[arg(long = "caption", value_name = "TEXT", num_args = 1..)]
+        captions: Vec<String>,
+        /// Score the model's own words instead (a model with a closed vocabulary, such as the
+        /// built-in Shapes models).
+        #[arg(long, conflicts_with = "captions")]
+        vocabulary: bool,
+        /// Write the picture beside each caption's gradient map (white where the gradient is
+        /// largest), in the order printed, as one PNG.
+        #[arg(long)]
+        saliency: Option<PathBuf>,
     },
     /// Time the generation step (views, augmentations, forward, input-gradient backward,
     /// update) on random weights, and print steps/s and views/s per backend and view count.
@@ -59,13 +86,20 @@ pub enum Command {
 
 pub async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Generate { model, settings: Given(given), init, frames, trace, out } => {
+        Command::Generate { model, settings: Given(given), init, image_prompts, frames, trace, out, svg } => {
             // Settings are checked before the model loads, so a mistake costs nothing.
-            Settings::default().patched(&given)?.validate()?;
             let start = init.as_deref().map(read_pixels).transpose()?;
+            let mut asked = Settings::default().patched(&given)?;
+            asked.canvas.start = start.clone();
+            asked.objective.image_prompts = image_prompts.iter().map(|given| image_prompt(given)).collect::<Result<_>>()?;
+            asked.validate()?;
+            if svg.is_some() && asked.canvas.param != Parameterisation::Strokes {
+                return Err(Error::Invalid("--svg writes a strokes painting: add --param strokes".into()));
+            }
             let model = std::rc::Rc::new(load(&model).await?);
             let mut settings = Settings::for_model(&model.manifest)?.patched(&given)?;
             settings.canvas.start = start;
+            settings.objective.image_prompts = asked.objective.image_prompts;
             settings.validate()?;
             for prompt in settings.objective.prompt.iter().chain(&settings.objective.negative) {
                 note_reading(&model, &prompt.text)?;
@@ -73,14 +107,42 @@ pub async fn run(command: Command) -> Result<()> {
             if let Some(dir) = &frames {
                 create_dir(dir)?;
             }
-            generate(model, settings, frames.as_deref(), trace, &out).await?;
+            generate(model, settings, frames.as_deref(), trace, &out, svg.as_deref()).await?;
+        }
+        Command::Explain { model, image, captions, vocabulary, saliency } => {
+            if captions.is_empty() && !vocabulary {
+                return Err(Error::Invalid("give --caption TEXT (one or more), or --vocabulary".into()));
+            }
+            let picture = read_pixels(&image)?;
+            let model = load(&model).await?;
+            let captions = if vocabulary { explain::vocabulary(&model)? } else { captions };
+            for caption in &captions {
+                note_reading(&model, caption)?;
+            }
+            let readings = explain::explain(&model, &picture, &captions).await?;
+            if let Some(path) = saliency {
+                write_file(&path, &explain::saliency_strip(&picture, &readings, model.image_size())?.to_png()?)?;
+            }
+            println!("{}", json(&serde_json::json!({ "readings": readings })));
         }
         Command::Bench { arch, views, backend, warmup, steps } => bench(&arch, &views, &backend, warmup, steps).await?,
     }
     Ok(())
 }
 
-async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path) -> Result<()> {
+/// `PNG` or `PNG::WEIGHT`, read.
+fn image_prompt(given: &str) -> Result<ImagePrompt> {
+    let (path, weight) = match given.rsplit_once("::") {
+        Some((path, weight)) => {
+            let weight = weight.trim().parse().map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (write --image-prompt PNG::WEIGHT, e.g. 'cat.png::0.5')")))?;
+            (path, weight)
+        }
+        None => (given, 1.0),
+    };
+    Ok(ImagePrompt { picture: read_pixels(Path::new(path))?, weight })
+}
+
+async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path, svg: Option<&Path>) -> Result<()> {
     let started = std::time::Instant::now();
     let mut generator = Generator::new(model, settings).await?;
     // Kept only for --frames: a long run would otherwise hold every snapshot it passed.
@@ -111,6 +173,9 @@ async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<
     };
     eprintln!();
     write_file(out, &generator.best().to_png()?)?;
+    if let (Some(path), Some(document)) = (svg, generator.best_svg().await?) {
+        write_file(path, document.as_bytes())?;
+    }
     if let Some(dir) = frames {
         let every = generator.settings().snapshot_every;
         for (i, frame) in snapshots.iter().enumerate() {

@@ -41,6 +41,10 @@ fn generate_refuses_bad_settings_before_loading_anything() {
         (vec!["--size", "0"], "canvas"),
         (vec!["--size", "100000"], "canvas"),
         (vec!["--init", not_an_image.to_str().unwrap()], "image could not be read"),
+        (vec!["--image-prompt", not_an_image.to_str().unwrap()], "image could not be read"),
+        (vec!["--image-prompt", "x.png::heavy"], "not a weight"),
+        (vec!["--param", "strokes", "--strokes", "0"], "strokes must be 1 to"),
+        (vec!["--svg", "out.svg"], "add --param strokes"),
     ] {
         let mut all = vec!["generate", "--model", model.to_str().unwrap(), "--prompt", "a cat", "--out", "/dev/null"];
         all.extend(args.iter().copied());
@@ -63,6 +67,66 @@ fn generate_uses_the_built_in_model_by_default() {
     let picture = image::open(&out_png).expect("a PNG");
     assert_eq!((picture.width(), picture.height()), (64, 64));
     std::fs::remove_file(out_png).ok();
+}
+
+/// Strokes on the built-in model: a PNG and an SVG of the same strokes (the SVG checked against
+/// the PNG with a real renderer in the engine's own tests).
+#[test]
+fn generate_paints_strokes_and_writes_their_svg() {
+    let dir = temp_dir("strokes");
+    let (png, svg) = (dir.join("out.png"), dir.join("out.svg"));
+    let out = clipag(&[
+        "generate", "--backend", "cpu", "--prompt", "a red star", "--param", "strokes", "--strokes", "12", "--steps", "3",
+        "--views", "2", "--patch-views", "2", "--candidates", "2", "--out", png.to_str().unwrap(), "--svg", svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\""), "{svg}");
+    assert_eq!(svg.matches("<path ").count(), 12);
+    assert_eq!(image::open(&png).unwrap().width(), 64);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `clipag explain` on a clean render of the Shapes world ranks the render's own caption
+/// first among others of the world, prints JSON and writes the gradient maps beside it.
+#[test]
+fn explain_ranks_a_render_s_own_caption_first() {
+    let dir = temp_dir("explain");
+    let out = clipag(&["shapes", "render", "--count", "6", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let captions = std::fs::read_to_string(dir.join("captions.txt")).unwrap();
+    let captions: Vec<(&str, &str)> = captions.lines().map(|l| l.split_once('\t').unwrap()).collect();
+    let texts: Vec<&str> = captions.iter().map(|(_, caption)| *caption).collect();
+    let saliency = dir.join("saliency.png");
+    for (file, own) in &captions {
+        let image = dir.join(file);
+        let mut args = vec!["explain", "--backend", "cpu", "--image", image.to_str().unwrap(), "--saliency", saliency.to_str().unwrap(), "--caption"];
+        args.extend(&texts);
+        let out = clipag(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let readings: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        let readings = readings["readings"].as_array().unwrap();
+        assert_eq!(readings.len(), texts.len());
+        eprintln!("{file}: {} first ({:.3}), own caption {own:?}", readings[0]["caption"], readings[0]["probability"]);
+        assert_eq!(readings[0]["caption"], *own, "{file}");
+        let total: f64 = readings.iter().map(|r| r["probability"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
+    }
+    let strip = image::open(&saliency).unwrap();
+    assert_eq!((strip.width(), strip.height()), (64 * (1 + texts.len() as u32), 64));
+    // The model's own words, and the errors.
+    let image = dir.join(captions[0].0);
+    let out = clipag(&["explain", "--backend", "cpu", "--image", image.to_str().unwrap(), "--vocabulary"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let readings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(readings["readings"].as_array().unwrap().len(), 33, "the Shapes world's words");
+    for (args, expected) in [(vec!["--caption", " "], "caption 1 is empty"), (vec![], "give --caption")] {
+        let mut all = vec!["explain", "--backend", "cpu", "--image", image.to_str().unwrap()];
+        all.extend(args);
+        let out = clipag(&all);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(expected), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::fs::remove_dir_all(dir).ok();
 }
 
 /// The built-in model knows only its world's words: the others are named, with the ones it knows.
