@@ -382,7 +382,7 @@ async function explainPicture() {
       map.getContext('2d').putImageData(new ImageData(rgba, size, size), 0, 0);
       map.setAttribute('aria-label', `Where "${reading.caption}" is read`);
       const text = Object.assign(document.createElement('span'), {
-        textContent: `${reading.caption}: ${(100 * reading.probability).toFixed(1)} % (cosine ${reading.cosine.toFixed(3)})`,
+        textContent: `${reading.caption}: ${(100 * reading.probability).toFixed(1)}\u00a0% (cosine\u00a0${reading.cosine.toFixed(3)})`,
       });
       item.append(map, text);
       return item;
