@@ -3,6 +3,7 @@
 //! open_clip's truncation (keep the first 75 tokens, then the end token).
 
 pub mod clean;
+pub mod pattern;
 #[cfg(not(target_family = "wasm"))]
 pub mod vocab;
 
@@ -11,6 +12,10 @@ use tokenizers::models::ModelWrapper;
 
 pub const START_OF_TEXT: &str = "<|startoftext|>";
 pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// open_clip's names of its start and end tokens.
+const OPEN_CLIP_START: &str = "<start_of_text>";
+const OPEN_CLIP_END: &str = "<end_of_text>";
 
 /// Prompts longer than this are refused rather than cleaned: only the first 75 tokens count
 /// (a few hundred characters), and cleaning repeats ftfy's fixes until the text stops
@@ -26,6 +31,9 @@ pub struct Tokenizer {
     /// word-level vocabulary (the Shapes world's) has it; CLIP's byte-level BPE reads any
     /// text and has none.
     unknown: Option<u32>,
+    /// For a byte-level BPE (CLIP's): open_clip's whole word pattern and the start token's
+    /// id, to find where a prompt spells open_clip's names of the start and end tokens.
+    spelled: Option<(tokenizers::utils::SysRegex, u32)>,
 }
 
 /// A tokenized prompt: start token, text tokens, end token.
@@ -83,7 +91,12 @@ impl Tokenizer {
             ModelWrapper::Unigram(_) => None,
         };
         let unknown = unknown_token.and_then(|token| inner.token_to_id(&token));
-        Ok(Self { inner, context_length, end, unknown })
+        let mut inner = inner;
+        let spelled = match inner.get_model() {
+            ModelWrapper::BPE(_) => Some(open_clip_words(&mut inner)?),
+            _ => None,
+        };
+        Ok(Self { inner, context_length, end, unknown, spelled })
     }
 
     /// The most tokens a sequence holds, start and end included.
@@ -143,6 +156,11 @@ impl Tokenizer {
             )));
         }
         let cleaned = clean::clean(text);
+        if let Some((pattern, start)) = &self.spelled {
+            if cleaned.contains(OPEN_CLIP_START) || cleaned.contains(OPEN_CLIP_END) {
+                return self.encode_spelled(&cleaned, pattern, *start);
+            }
+        }
         let encoding = self
             .inner
             .encode(cleaned.as_str(), true)
@@ -158,12 +176,70 @@ impl Tokenizer {
                 }
             }
         }
-        let mut ids = encoding.get_ids().to_vec();
+        Ok(self.cut(encoding.get_ids().to_vec(), unknown))
+    }
+
+    /// open_clip's truncation: a sequence past the context keeps its first tokens and ends
+    /// with the end token.
+    fn cut(&self, mut ids: Vec<u32>, unknown: Vec<String>) -> Tokens {
         let truncated = ids.len() > self.context_length;
         if truncated {
             ids.truncate(self.context_length - 1);
             ids.push(self.end);
         }
-        Ok(Tokens { ids, truncated, unknown })
+        Tokens { ids, truncated, unknown }
     }
+
+    /// A cleaned text that spells open_clip's start or end token: where open_clip's word
+    /// pattern reads the name as a word (not inside a run of punctuation, "!!<end_of_text>"),
+    /// it is that token; the text between is tokenized as usual.
+    fn encode_spelled(&self, cleaned: &str, pattern: &tokenizers::utils::SysRegex, start: u32) -> Result<Tokens> {
+        let mut ids = vec![start];
+        let mut from = 0;
+        let piece = |ids: &mut Vec<u32>, text: &str| -> Result<()> {
+            let encoding = self.inner.encode(text, false).map_err(|e| Error::Invalid(format!("tokenizing failed: {e}")))?;
+            ids.extend_from_slice(encoding.get_ids());
+            Ok(())
+        };
+        for (at, to) in pattern.find_iter(cleaned) {
+            let id = match &cleaned[at..to] {
+                OPEN_CLIP_START => start,
+                OPEN_CLIP_END => self.end,
+                _ => continue,
+            };
+            piece(&mut ids, &cleaned[from..at])?;
+            ids.push(id);
+            from = to;
+        }
+        piece(&mut ids, &cleaned[from..])?;
+        ids.push(self.end);
+        Ok(self.cut(ids, Vec::new()))
+    }
+}
+
+/// Makes a byte-level BPE tokenizer read text as open_clip does, whatever its file says:
+/// - no normalizer: `clean` is open_clip's whole normalisation, and a file's NFC after it
+///   would change what `html.unescape` produced (`&#x2F929;`, a compatibility ideograph);
+/// - words split by open_clip's pattern less the start and end tokens' names, then the byte
+///   map (files written before had HF's names in the pattern, so a prompt spelling
+///   "<|endoftext|>" read as one word);
+/// - a prompt's text never read as a special token (open_clip's tokenizer has no such step;
+///   its own names are found by `encode_spelled`).
+/// Returns open_clip's whole pattern and the start token's id.
+fn open_clip_words(inner: &mut tokenizers::Tokenizer) -> Result<(tokenizers::utils::SysRegex, u32)> {
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior};
+    let start = inner.token_to_id(START_OF_TEXT).ok_or_else(|| Error::file(format!("the tokenizer has no {START_OF_TEXT} token")))?;
+    let split = Split::new(SplitPattern::Regex(pattern::words()), SplitDelimiterBehavior::Removed, true)
+        .map_err(|e| Error::Internal(format!("the word pattern: {e}")))?;
+    inner.with_pre_tokenizer(Some(Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
+    ])));
+    inner.with_normalizer(None::<tokenizers::NormalizerWrapper>);
+    inner.set_encode_special_tokens(true);
+    let pattern = tokenizers::utils::SysRegex::new(&pattern::with_special_names()).map_err(|e| Error::Internal(format!("open_clip's word pattern: {e}")))?;
+    Ok((pattern, start))
 }

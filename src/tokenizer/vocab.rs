@@ -18,7 +18,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, TokenizerBuilder};
 
-use super::{END_OF_TEXT, START_OF_TEXT};
+use super::{END_OF_TEXT, START_OF_TEXT, pattern};
 use crate::{Error, Result};
 
 /// CLIP's merges, as open_clip ships them (MIT licence, see assets/README.md).
@@ -27,8 +27,6 @@ pub const CLIP_MERGES_GZ: &[u8] = include_bytes!("../../assets/bpe_simple_vocab_
 /// open_clip keeps the first 49152 - 256 - 2 merges of the file.
 const MERGES: usize = 49152 - 256 - 2;
 
-/// open_clip's word pattern (its tokens are matched in lower-cased text).
-const WORD_PATTERN: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// GPT-2's and CLIP's reversible map from bytes to printable characters.
 fn bytes_to_unicode() -> Vec<char> {
@@ -79,13 +77,15 @@ pub fn clip_tokenizer_json() -> Result<Vec<u8>> {
         .end_of_word_suffix("</w>".into())
         .build()
         .map_err(|e| Error::Invalid(format!("building the BPE model: {e}")))?;
-    let split = Split::new(SplitPattern::Regex(WORD_PATTERN.into()), SplitDelimiterBehavior::Removed, true)
+    // open_clip's pattern less its names of the start and end tokens, which
+    // `Tokenizer::encode` finds (another user of this file reads them as text).
+    let split = Split::new(SplitPattern::Regex(pattern::words()), SplitDelimiterBehavior::Removed, true)
         .map_err(|e| Error::Invalid(format!("the word pattern: {e}")))?;
     let whitespace = Replace::new(ReplacePattern::Regex(r"\s+".into()), " ")
         .map_err(|e| Error::Invalid(format!("the white-space pattern: {e}")))?;
     // The normalizer and pre-tokenizers make the file usable on its own by other
-    // `tokenizers` users; this crate cleans text first (tokenizer::clean), which the
-    // normalizer then leaves unchanged.
+    // `tokenizers` users; this crate cleans text first (tokenizer::clean) and reads a BPE
+    // file without its normalizer (`Tokenizer::from_json`).
     let tokenizer = TokenizerBuilder::new()
         .with_model(bpe)
         .with_normalizer(Some(NormalizerSequence::new(vec![NFC.into(), whitespace.into(), Lowercase.into()])))
