@@ -27,7 +27,7 @@ pub use augment::ViewSettings;
 pub use objective::{ImagePrompt, ObjectiveSettings};
 pub use optimise::UpdateSettings;
 pub use param::{CanvasSettings, DEFAULT_INIT_NOISE};
-pub use settings::{NEGATIVE_WEIGHT, Optimiser, Parameterisation, Patch, Prompt, Settings};
+pub use settings::{NEGATIVE_WEIGHT, Optimiser, Parameterisation, Patch, Prompt, Settings, weighted};
 
 /// What one step did, for the page's plot and the command line's progress.
 #[derive(Debug, Clone, serde::Serialize)]

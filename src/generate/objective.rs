@@ -111,10 +111,14 @@ enum Negatives {
 impl Objective {
     pub fn new(model: &Model, settings: &ObjectiveSettings) -> Result<Self> {
         let (prompts, negatives, contrast) = (&settings.prompt, &settings.negative, settings.contrast);
-        // The negatives' embeddings and their weights, as written.
-        let embed = |prompts: &[Prompt]| -> Result<(Tensor<2>, Tensor<2>)> {
+        // The texts' embeddings (before normalisation), off the graph.
+        let texts = |prompts: &[Prompt]| -> Result<Tensor<2>> {
             let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
-            let embeddings = unit(model.clip.encode_text(&sequences)?.detach());
+            Ok(model.clip.encode_text(&sequences)?.detach())
+        };
+        // The negatives' unit embeddings and their weights, as written.
+        let embed = |prompts: &[Prompt]| -> Result<(Tensor<2>, Tensor<2>)> {
+            let embeddings = unit(texts(prompts)?);
             let weights: Vec<f32> = prompts.iter().map(|p| p.weight).collect();
             let weights = Tensor::from_data(TensorData::new(weights, [prompts.len(), 1]), &embeddings.device());
             Ok((embeddings, weights))
@@ -123,8 +127,7 @@ impl Objective {
         // embeddings, their weights normalised together.
         let mut targets = Vec::new();
         if !prompts.is_empty() {
-            let sequences = prompts.iter().map(|p| model.tokenize(&p.text).map(|t| t.ids)).collect::<Result<Vec<_>>>()?;
-            targets.push(model.clip.encode_text(&sequences)?.detach());
+            targets.push(texts(prompts)?);
         }
         if !settings.image_prompts.is_empty() {
             let size = model.image_size();

@@ -36,16 +36,20 @@ pub const NEGATIVE_WEIGHT: f32 = 0.3;
 impl Prompt {
     /// `TEXT` or `TEXT::WEIGHT`, the weight `default_weight` where none is written.
     pub fn parse(text: &str, default_weight: f32) -> Result<Self> {
-        match text.rsplit_once("::") {
-            Some((text, weight)) => {
-                let weight: f32 = weight
-                    .trim()
-                    .parse()
-                    .map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (write TEXT::WEIGHT, e.g. 'a red star::2')")))?;
-                Ok(Self { text: text.to_string(), weight })
-            }
-            None => Ok(Self { text: text.to_string(), weight: default_weight }),
+        let (text, weight) = weighted(text, "TEXT::WEIGHT, e.g. 'a red star::2'")?;
+        Ok(Self { text: text.to_string(), weight: weight.unwrap_or(default_weight) })
+    }
+}
+
+/// `THING` or `THING::WEIGHT` split, the weight read (`how` shows the form in the message
+/// when it is not a number): prompts, and the command line's image prompts.
+pub fn weighted<'a>(given: &'a str, how: &str) -> Result<(&'a str, Option<f32>)> {
+    match given.rsplit_once("::") {
+        Some((thing, weight)) => {
+            let weight = weight.trim().parse().map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (write {how})")))?;
+            Ok((thing, Some(weight)))
         }
+        None => Ok((given, None)),
     }
 }
 

@@ -78,7 +78,7 @@ impl Tokenizer {
         if let Some(token) = undefined_template_token(&json) {
             return Err(Error::file(format!("not a tokenizer: its post-processor's template uses the special token '{token}', which it does not define")));
         }
-        let inner = tokenizers::Tokenizer::from_bytes(bytes)
+        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::file(format!("not a tokenizer: {e}")))?;
         let end = inner
             .token_to_id(END_OF_TEXT)
@@ -91,7 +91,6 @@ impl Tokenizer {
             ModelWrapper::Unigram(_) => None,
         };
         let unknown = unknown_token.and_then(|token| inner.token_to_id(&token));
-        let mut inner = inner;
         let spelled = match inner.get_model() {
             ModelWrapper::BPE(_) => Some(open_clip_words(&mut inner)?),
             _ => None,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use clipag::engine::Model;
-use clipag::generate::{Generator, ImagePrompt, Parameterisation, Settings};
+use clipag::generate::{Generator, ImagePrompt, Parameterisation, Settings, weighted};
 use clipag::pixels::Pixels;
 use clipag_shapes::train;
 use clipag::{Error, Result, device, explain};
@@ -132,14 +132,8 @@ pub async fn run(command: Command) -> Result<()> {
 
 /// `PNG` or `PNG::WEIGHT`, read.
 fn image_prompt(given: &str) -> Result<ImagePrompt> {
-    let (path, weight) = match given.rsplit_once("::") {
-        Some((path, weight)) => {
-            let weight = weight.trim().parse().map_err(|_| Error::Invalid(format!("'{weight}' is not a weight (write --image-prompt PNG::WEIGHT, e.g. 'cat.png::0.5')")))?;
-            (path, weight)
-        }
-        None => (given, 1.0),
-    };
-    Ok(ImagePrompt { picture: read_pixels(Path::new(path))?, weight })
+    let (path, weight) = weighted(given, "--image-prompt PNG::WEIGHT, e.g. 'cat.png::0.5'")?;
+    Ok(ImagePrompt { picture: read_pixels(Path::new(path))?, weight: weight.unwrap_or(1.0) })
 }
 
 async fn generate(model: std::rc::Rc<Model>, settings: Settings, frames: Option<&Path>, trace: bool, out: &Path, svg: Option<&Path>) -> Result<()> {
